@@ -1,0 +1,169 @@
+// Package app wires the service together: configuration, MySQL, the HTTP server, and the
+// command-line subcommands of the usersvc binary.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/httpapi"
+	"github.com/usersvc/usersvc/internal/logx"
+	"github.com/usersvc/usersvc/internal/migrate"
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/users"
+	"github.com/usersvc/usersvc/schema"
+)
+
+// Version is set at build time with -ldflags "-X github.com/usersvc/usersvc/internal/app.Version=...".
+var Version = "dev"
+
+const usage = `usersvc: user-management REST service
+
+Usage:
+  usersvc [serve]                      serve the API (the default command)
+  usersvc migrate [--dry-run] [--allow-destructive]
+                                       bring the database to schema/*.sql (embedded) with Atlas
+  usersvc version                      print the version
+  usersvc help | --help                this text
+
+Configuration comes from the environment:
+`
+
+// Run is the whole program; main only calls it. ctx is cancelled on SIGINT/SIGTERM.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd, rest := "serve", args[1:]
+	if len(rest) > 0 && (!strings.HasPrefix(rest[0], "-") || rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
+		cmd, rest = rest[0], rest[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "-help", "--help":
+		printUsage(stdout)
+		return nil
+	default:
+		printUsage(stderr)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, usage)
+	for _, v := range config.Variables {
+		fmt.Fprintf(w, "  %-26s %s (default: %s)\n", v.Name, v.Description, v.Default)
+	}
+}
+
+func versionString() string {
+	rev := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+	}
+	return "usersvc " + Version + " (" + rev + ")"
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("usersvc "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", stderr)
+	dry := fs.Bool("dry-run", false, "print the planned SQL and change nothing")
+	destructive := fs.Bool("allow-destructive", false, "allow dropping tables, columns or indexes of tables that hold rows")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	fmt.Fprintf(stderr, "migrating %s\n", mysqldb.Redacted(cfg.DatabaseURL))
+	_, err = migrate.Run(ctx, cfg.DB, schema.Files, migrate.Options{DryRun: *dry, AllowDestructive: *destructive, Out: stdout})
+	return err
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := logx.New(stdout, cfg.Debug)
+	if cfg.LogHashSecretGenerated {
+		log.Warn("LOG_HASH_SECRET is not set: using a random key, so log tokens will not match across restarts or replicas")
+	}
+	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{
+		MaxOpen: cfg.DBMaxOpenConns, MaxIdle: cfg.DBMaxIdleConns,
+		MaxLifetime: cfg.DBConnMaxLifetime, MaxIdleTime: cfg.DBConnMaxIdleTime,
+	})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	handler := httpapi.NewServer(httpapi.Options{
+		Logger: log, Tokens: logx.NewTokenizer(cfg.LogHashSecret),
+		DefaultPageSize: cfg.DefaultPageSize, MaxPageSize: cfg.MaxPageSize,
+		AllowedOrigins: cfg.AllowedOrigins, RequestTimeout: cfg.RequestTimeout,
+	}, users.NewService(db, nil))
+
+	srv := &http.Server{
+		Addr:              net.JoinHostPort("", strconv.Itoa(cfg.Port)),
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "version", versionString(), "database", mysqldb.Redacted(cfg.DatabaseURL))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Drain: stop accepting, let in-flight requests finish, then close the pool.
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

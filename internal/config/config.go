@@ -1,0 +1,211 @@
+// Package config reads the service's configuration from the environment into one validated
+// Config. Every problem names its variable; secrets are never printed.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/usersvc/usersvc/internal/mysqldb"
+)
+
+// Config is the whole configuration of the service.
+type Config struct {
+	// AppEnv is "development" (default) or "production". Production refuses generated secrets.
+	AppEnv string
+	// DatabaseURL is DATABASE_URL as given (it holds a password: print Redacted only).
+	DatabaseURL string
+	// DB is DATABASE_URL parsed for the driver.
+	DB       *mysql.Config
+	RedisURL string
+	Port     int
+	Debug    bool
+	// LogHashSecret keys the HMAC tokens that stand in for personal data in logs.
+	LogHashSecret []byte
+	// LogHashSecretGenerated is true when LOG_HASH_SECRET was unset and a random one was made.
+	LogHashSecretGenerated bool
+	DefaultPageSize        int
+	MaxPageSize            int
+	AllowedOrigins         []string
+
+	DBMaxOpenConns    int
+	DBMaxIdleConns    int
+	DBConnMaxLifetime time.Duration
+	DBConnMaxIdleTime time.Duration
+
+	RequestTimeout    time.Duration
+	ShutdownTimeout   time.Duration
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+}
+
+// Defaults that work on a developer machine with MariaDB and Redis on localhost.
+const (
+	DefaultDatabaseURL = "mysql://root@127.0.0.1:3306/usersvc"
+	DefaultRedisURL    = "redis://127.0.0.1:6379/0"
+)
+
+// Variable describes one environment variable, for --help and the README.
+type Variable struct{ Name, Default, Description string }
+
+// Variables lists every variable Load reads.
+var Variables = []Variable{
+	{"APP_ENV", "development", "development or production; production refuses to start without LOG_HASH_SECRET"},
+	{"DATABASE_URL", DefaultDatabaseURL, "MySQL/MariaDB URL mysql://user:pass@host:port/db (mysql+pymysql:// accepted); query parameters become session variables, tls=true|skip-verify|preferred"},
+	{"REDIS_URL", DefaultRedisURL, "Redis URL (validated now; used by idempotency and rate limiting)"},
+	{"PORT", "8000", "HTTP port"},
+	{"DEBUG", "false", "true lowers the log level to debug (personal data is never logged)"},
+	{"LOG_HASH_SECRET", "random per process", "key of the HMAC tokens that replace personal data in logs; at least 32 bytes"},
+	{"DEFAULT_PAGE_SIZE", "10", "page size when page_size is not given"},
+	{"MAX_PAGE_SIZE", "100", "largest page_size accepted"},
+	{"ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:8080", "CORS origins, comma-separated or a JSON list; * allows any"},
+	{"DB_MAX_OPEN_CONNS", "50", "connection pool size"},
+	{"DB_MAX_IDLE_CONNS", "50", "idle connections kept"},
+	{"DB_CONN_MAX_LIFETIME", "1h", "recycle connections after this long"},
+	{"DB_CONN_MAX_IDLE_TIME", "5m", "close idle connections after this long"},
+	{"REQUEST_TIMEOUT", "10s", "deadline of one request's work, database included"},
+	{"SHUTDOWN_TIMEOUT", "20s", "how long SIGTERM waits for in-flight requests"},
+	{"HTTP_READ_HEADER_TIMEOUT", "5s", "server read-header timeout"},
+	{"HTTP_READ_TIMEOUT", "15s", "server read timeout"},
+	{"HTTP_WRITE_TIMEOUT", "30s", "server write timeout"},
+	{"HTTP_IDLE_TIMEOUT", "120s", "keep-alive idle timeout"},
+}
+
+// Load reads the configuration. getenv is os.Getenv in production and a map in tests.
+func Load(getenv func(string) string) (Config, error) {
+	l := loader{getenv: getenv}
+	c := Config{}
+	c.AppEnv = l.str("APP_ENV")
+	switch c.AppEnv {
+	case "development", "production":
+	default:
+		l.fail("APP_ENV", "must be development or production")
+	}
+	c.DatabaseURL = l.str("DATABASE_URL")
+	if cfg, err := mysqldb.ParseURL(c.DatabaseURL); err != nil {
+		l.fail("DATABASE_URL", err.Error())
+	} else if cfg.DBName == "" {
+		l.fail("DATABASE_URL", "must name a database, like mysql://root@127.0.0.1:3306/usersvc")
+	} else {
+		c.DB = cfg
+	}
+	c.RedisURL = l.str("REDIS_URL")
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		l.fail("REDIS_URL", "must look like redis://host:6379/0 or rediss://...")
+	}
+	c.Port = l.intRange("PORT", 1, 65535)
+	c.Debug = l.boolean("DEBUG")
+	if s := getenv("LOG_HASH_SECRET"); s != "" {
+		if len(s) < 32 {
+			l.fail("LOG_HASH_SECRET", "must be at least 32 characters")
+		}
+		c.LogHashSecret = []byte(s)
+	} else {
+		if c.AppEnv == "production" {
+			l.fail("LOG_HASH_SECRET", "is required when APP_ENV=production")
+		}
+		c.LogHashSecret = make([]byte, 32)
+		_, _ = rand.Read(c.LogHashSecret)
+		c.LogHashSecretGenerated = true
+	}
+	c.MaxPageSize = l.intRange("MAX_PAGE_SIZE", 1, 1000)
+	c.DefaultPageSize = l.intRange("DEFAULT_PAGE_SIZE", 1, 1000)
+	if c.DefaultPageSize > c.MaxPageSize && c.MaxPageSize > 0 {
+		l.fail("DEFAULT_PAGE_SIZE", "must not exceed MAX_PAGE_SIZE")
+	}
+	c.AllowedOrigins = l.origins("ALLOWED_ORIGINS")
+	c.DBMaxOpenConns = l.intRange("DB_MAX_OPEN_CONNS", 1, 10000)
+	c.DBMaxIdleConns = l.intRange("DB_MAX_IDLE_CONNS", 0, 10000)
+	c.DBConnMaxLifetime = l.duration("DB_CONN_MAX_LIFETIME")
+	c.DBConnMaxIdleTime = l.duration("DB_CONN_MAX_IDLE_TIME")
+	c.RequestTimeout = l.duration("REQUEST_TIMEOUT")
+	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT")
+	c.ReadHeaderTimeout = l.duration("HTTP_READ_HEADER_TIMEOUT")
+	c.ReadTimeout = l.duration("HTTP_READ_TIMEOUT")
+	c.WriteTimeout = l.duration("HTTP_WRITE_TIMEOUT")
+	c.IdleTimeout = l.duration("HTTP_IDLE_TIMEOUT")
+	if len(l.errs) > 0 {
+		return Config{}, errors.Join(l.errs...)
+	}
+	return c, nil
+}
+
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (l *loader) fail(name, msg string) { l.errs = append(l.errs, fmt.Errorf("%s %s", name, msg)) }
+
+// str returns the variable, or its documented default when unset or empty.
+func (l *loader) str(name string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v
+	}
+	for _, v := range Variables {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	return ""
+}
+
+func (l *loader) intRange(name string, lo, hi int) int {
+	n, err := strconv.Atoi(l.str(name))
+	if err != nil || n < lo || n > hi {
+		l.fail(name, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+	}
+	return n
+}
+
+func (l *loader) boolean(name string) bool {
+	b, err := strconv.ParseBool(l.str(name))
+	if err != nil {
+		l.fail(name, "must be true or false")
+	}
+	return b
+}
+
+func (l *loader) duration(name string) time.Duration {
+	d, err := time.ParseDuration(l.str(name))
+	if err != nil || d < 0 {
+		l.fail(name, "must be a duration like 30s or 5m")
+	}
+	return d
+}
+
+func (l *loader) origins(name string) []string {
+	raw := l.str(name)
+	var list []string
+	if strings.HasPrefix(raw, "[") {
+		if err := json.Unmarshal([]byte(raw), &list); err != nil {
+			l.fail(name, "must be a JSON list of strings or a comma-separated list")
+			return nil
+		}
+	} else {
+		list = strings.Split(raw, ",")
+	}
+	out := list[:0]
+	for _, o := range list {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" {
+			continue
+		}
+		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "") {
+			l.fail(name, fmt.Sprintf("entry %q is not an origin like https://app.example.com", o))
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/users"
+)
+
+// problem is an RFC 9457 problem document. detail keeps clients of the original {"detail": ...}
+// shape working; errors lists field errors; request_id lets a client quote the failing request.
+type problem struct {
+	Type      string         `json:"type"`
+	Title     string         `json:"title"`
+	Status    int            `json:"status"`
+	Detail    string         `json:"detail"`
+	Code      string         `json:"code"`
+	Instance  string         `json:"instance,omitempty"`
+	RequestID string         `json:"request_id"`
+	Errors    []fieldProblem `json:"errors,omitempty"`
+}
+
+type fieldProblem struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// problemTypeBase prefixes the stable problem codes to form the RFC 9457 type URI.
+const problemTypeBase = "https://usersvc.dev/problems/"
+
+// httpError is an error that already knows its response (bad requests found by the HTTP layer).
+type httpError struct {
+	status int
+	code   string
+	detail string
+	header map[string]string
+}
+
+func (e *httpError) Error() string { return e.detail }
+
+func newHTTPError(status int, code, format string, args ...any) *httpError {
+	return &httpError{status: status, code: code, detail: fmt.Sprintf(format, args...)}
+}
+
+// statusClientClosedRequest is logged when the client went away before the answer.
+const statusClientClosedRequest = 499
+
+// problemFor is the one table from errors to HTTP responses.
+func problemFor(err error) (p problem, header map[string]string) {
+	var (
+		herr *httpError
+		verr *users.ValidationError
+		cerr *users.ConflictError
+	)
+	switch {
+	case errors.As(err, &herr):
+		return problem{Status: herr.status, Code: herr.code, Detail: herr.detail}, herr.header
+	case errors.As(err, &verr):
+		p = problem{Status: http.StatusUnprocessableEntity, Code: "validation_error"}
+		names := make([]string, 0, len(verr.Fields))
+		for _, f := range verr.Fields {
+			p.Errors = append(p.Errors, fieldProblem{Field: f.Field, Message: f.Message})
+			names = append(names, f.Field)
+		}
+		if len(verr.Fields) == 1 {
+			p.Detail = verr.Fields[0].Field + " " + verr.Fields[0].Message
+		} else {
+			p.Detail = fmt.Sprintf("%d fields are invalid: %s", len(names), strings.Join(names, ", "))
+		}
+		return p, nil
+	case errors.As(err, &cerr):
+		p = problem{Status: http.StatusConflict, Code: "duplicate",
+			Detail: "already in use by another user: " + strings.Join(cerr.Fields, ", ")}
+		for _, f := range cerr.Fields {
+			p.Errors = append(p.Errors, fieldProblem{Field: f, Message: "is already in use by another user"})
+		}
+		return p, nil
+	case errors.Is(err, users.ErrNotFound):
+		return problem{Status: http.StatusNotFound, Code: "not_found", Detail: "User not found"}, nil
+	case errors.Is(err, users.ErrPreconditionFailed):
+		return problem{Status: http.StatusPreconditionFailed, Code: "version_mismatch",
+			Detail: "the user has been changed since the version you sent; read it again and retry with its current ETag"}, nil
+	case errors.Is(err, users.ErrNotDeleted):
+		return problem{Status: http.StatusConflict, Code: "not_deleted", Detail: "the user is not deleted, so there is nothing to restore"}, nil
+	case errors.Is(err, context.Canceled):
+		return problem{Status: statusClientClosedRequest, Code: "client_closed_request", Detail: "the client closed the request"}, nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return problem{Status: http.StatusServiceUnavailable, Code: "timeout", Detail: "the request took too long and was cancelled; nothing was changed"},
+			map[string]string{"Retry-After": "1"}
+	case errors.Is(err, mysqldb.ErrRetryable):
+		return problem{Status: http.StatusServiceUnavailable, Code: "busy", Detail: "the database was busy with conflicting changes; nothing was changed, retry"},
+			map[string]string{"Retry-After": "1"}
+	case unavailable(err):
+		return problem{Status: http.StatusServiceUnavailable, Code: "database_unavailable", Detail: "the database is unavailable; retry later"},
+			map[string]string{"Retry-After": "2"}
+	}
+	return problem{Status: http.StatusInternalServerError, Code: "internal_error",
+		Detail: "internal error; quote the request_id when reporting it"}, nil
+}
+
+func unavailable(err error) bool {
+	var ne *net.OpError
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)
+}
+
+// writeProblem answers with the problem for err and logs server-side failures with their cause.
+func writeProblem(c *gin.Context, log *slog.Logger, err error) {
+	p, header := problemFor(err)
+	p.Type = problemTypeBase + p.Code
+	p.Title = http.StatusText(p.Status)
+	if p.Status == statusClientClosedRequest {
+		p.Title = "Client Closed Request"
+	}
+	p.RequestID = requestID(c)
+	p.Instance = c.Request.URL.Path
+	if p.Status >= 500 {
+		// Error texts here never carry personal data: the driver's duplicate-key message (the
+		// one MySQL error that quotes a value) is replaced by mysqldb.Translate.
+		log.ErrorContext(c.Request.Context(), "request failed", "request_id", p.RequestID, "error", err.Error())
+	}
+	for k, v := range header {
+		c.Header(k, v)
+	}
+	c.Header("Content-Type", "application/problem+json")
+	c.Header("Cache-Control", "no-store")
+	c.AbortWithStatusJSON(p.Status, p)
+}

@@ -1,0 +1,169 @@
+// Package httpapi is the HTTP face of the service: NewServer builds the handler, routes.go lists
+// every route, handlers turn requests into validated domain values, call one use case and map
+// its result or error (problem.go holds the one error table) to a response.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/usersvc/usersvc/internal/logx"
+	"github.com/usersvc/usersvc/internal/users"
+)
+
+// Options configures the HTTP layer.
+type Options struct {
+	Logger          *slog.Logger
+	Tokens          logx.Tokenizer
+	DefaultPageSize int
+	MaxPageSize     int
+	AllowedOrigins  []string
+	// RequestTimeout bounds the work of one request, database included.
+	RequestTimeout time.Duration
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// NewServer returns the service's HTTP handler.
+func NewServer(opts Options, svc *users.Service) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	r := gin.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = false
+	// No proxy is trusted until TRUSTED_PROXIES exists: ClientIP is the TCP peer.
+	_ = r.SetTrustedProxies(nil)
+	r.Use(
+		withRequestID(),
+		accessLog(opts.Logger, opts.Tokens),
+		recovery(opts.Logger),
+		cors(opts.AllowedOrigins),
+		withTimeout(opts.RequestTimeout),
+	)
+	r.NoRoute(func(c *gin.Context) {
+		writeProblem(c, opts.Logger, newHTTPError(http.StatusNotFound, "no_route", "no route for %s", c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeProblem(c, opts.Logger, newHTTPError(http.StatusMethodNotAllowed, "method_not_allowed",
+			"method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+	})
+	addRoutes(r, opts, svc)
+	return trimTrailingSlash(r)
+}
+
+// trimTrailingSlash serves /api/v1/users/ and /api/v1/users alike, without a redirect.
+func trimTrailingSlash(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+			r.URL.Path = strings.TrimRight(p, "/")
+			if r.URL.Path == "" {
+				r.URL.Path = "/"
+			}
+			r.URL.RawPath = ""
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+const requestIDKey = "request_id"
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:\-]{1,128}$`)
+
+// withRequestID accepts a well-formed X-Request-ID or makes one, and echoes it.
+func withRequestID() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.GetHeader("X-Request-ID")
+		if !validRequestID.MatchString(id) {
+			id = uuid.NewString()
+		}
+		c.Set(requestIDKey, id)
+		c.Header("X-Request-ID", id)
+		c.Next()
+	}
+}
+
+func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+// accessLog writes one JSON line per request. The client address is logged as a keyed token.
+func accessLog(log *slog.Logger, tokens logx.Tokenizer) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
+			slog.String("request_id", requestID(c)),
+			slog.String("method", c.Request.Method),
+			slog.String("route", route),
+			slog.Int("status", c.Writer.Status()),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Int("bytes", max(c.Writer.Size(), 0)),
+			slog.String("client", tokens.Token(c.ClientIP())),
+		)
+	}
+}
+
+func recovery(log *slog.Logger) gin.HandlerFunc {
+	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, v any) {
+		if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+			panic(v)
+		}
+		log.Error("panic", "request_id", requestID(c), "type", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
+		writeProblem(c, log, errors.New("panic in handler"))
+	})
+}
+
+func cors(allowed []string) gin.HandlerFunc {
+	allow := set(allowed...)
+	return func(c *gin.Context) {
+		origin := c.GetHeader("Origin")
+		if origin == "" {
+			c.Next()
+			return
+		}
+		c.Writer.Header().Add("Vary", "Origin")
+		if !allow["*"] && !allow[origin] {
+			c.Next()
+			return
+		}
+		c.Header("Access-Control-Allow-Origin", origin)
+		c.Header("Access-Control-Expose-Headers", "ETag, Location, X-Request-ID, Retry-After")
+		if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
+			c.Header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+			c.Header("Access-Control-Allow-Headers", "Content-Type, If-Match, Idempotency-Key, X-Request-ID, Authorization")
+			c.Header("Access-Control-Max-Age", "600")
+			c.AbortWithStatus(http.StatusNoContent)
+			return
+		}
+		c.Next()
+	}
+}
+
+func withTimeout(d time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if d <= 0 {
+			c.Next()
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
+}

@@ -1,0 +1,421 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/usersvc/usersvc/internal/users"
+)
+
+// caller builds the audit identity of the request. Until authentication exists the actor is
+// empty (stored as NULL).
+func caller(c *gin.Context) users.Caller {
+	return users.Caller{RequestID: requestID(c)}
+}
+
+// userID returns the path id, or false when it cannot name a user (answered as 404 without
+// asking the database).
+func userID(c *gin.Context) (string, bool) {
+	id := c.Param("id")
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != strings.ToLower(id) {
+		return "", false
+	}
+	return u.String(), true
+}
+
+func etag(version string) string { return `"` + version + `"` }
+
+func handleUserCreate(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		obj, err := readObject(c)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		f := newFields(obj, createPolicy)
+		empty := ""
+		in := users.CreateFields{
+			Name: f.str("name", nil), Email: f.str("email", nil),
+			PrimaryMobile: f.str("primary_mobile", nil), SecondaryMobile: f.str("secondary_mobile", &empty),
+			DateOfBirth: f.str("date_of_birth", nil), PlaceOfBirth: f.str("place_of_birth", nil),
+			Aadhaar: f.str("aadhaar", nil), PAN: f.str("pan", nil),
+			CurrentAddress: f.str("current_address", nil), PermanentAddress: f.str("permanent_address", nil),
+		}
+		// idempotency_key is part of the contract; its replay semantics live in the Redis layer.
+		if k := f.str("idempotency_key", &empty); k != nil && (*k == "" || len(*k) > 255) && !f.isNull("idempotency_key") {
+			f.verr.Add("idempotency_key", "must be 1 to 255 characters long")
+		}
+		nu := users.ParseNewUser(in, svc.Now(), f.verr)
+		if err := f.verr.Err(); err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		u, err := svc.Create(c.Request.Context(), caller(c), nu)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.Header("Location", "/api/v1/users/"+u.ID)
+		c.Header("ETag", etag(u.Version))
+		c.JSON(http.StatusCreated, toUserResponse(u))
+	}
+}
+
+func handleUserGet(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := userID(c)
+		if !ok {
+			writeProblem(c, log, users.ErrNotFound)
+			return
+		}
+		u, err := svc.Get(c.Request.Context(), id)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.Header("ETag", etag(u.Version))
+		c.JSON(http.StatusOK, toUserResponse(u))
+	}
+}
+
+func handleUserUpdate(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := userID(c)
+		obj, err := readObject(c)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		f := newFields(obj, updatePolicy)
+		empty := ""
+		in := users.UpdateFields{
+			Name: f.str("name", nil), Email: f.str("email", nil),
+			PrimaryMobile: f.str("primary_mobile", nil), SecondaryMobile: f.str("secondary_mobile", &empty),
+			CurrentAddress: f.str("current_address", nil), PermanentAddress: f.str("permanent_address", nil),
+			IsActive: f.boolean("is_active"),
+		}
+		bodyVersion := f.str("version", nil)
+		ch := users.ParseChanges(in, f.verr)
+		if err := f.verr.Err(); err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		if !ok {
+			writeProblem(c, log, users.ErrNotFound)
+			return
+		}
+		pre, err := precondition(c, bodyVersion)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		u, err := svc.Update(c.Request.Context(), caller(c), id, pre, ch)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.Header("ETag", etag(u.Version))
+		c.JSON(http.StatusOK, toUserResponse(u))
+	}
+}
+
+func handleUserDelete(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, pre, ok := versionedTarget(c, log)
+		if !ok {
+			return
+		}
+		version, err := svc.Delete(c.Request.Context(), caller(c), id, pre)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.Header("ETag", etag(version))
+		c.JSON(http.StatusOK, gin.H{"message": "User deleted successfully"})
+	}
+}
+
+func handleUserRestore(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, pre, ok := versionedTarget(c, log)
+		if !ok {
+			return
+		}
+		u, err := svc.Restore(c.Request.Context(), caller(c), id, pre)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.Header("ETag", etag(u.Version))
+		c.JSON(http.StatusOK, toUserResponse(u))
+	}
+}
+
+// versionedTarget reads the id and the precondition of a DELETE or restore: If-Match, or an
+// optional JSON body holding only "version". It answers the request itself when ok is false.
+func versionedTarget(c *gin.Context, log *slog.Logger) (id string, pre users.Precondition, ok bool) {
+	var bodyVersion *string
+	if hasBody(c.Request) {
+		obj, err := readObject(c)
+		if err != nil {
+			writeProblem(c, log, err)
+			return "", pre, false
+		}
+		f := newFields(obj, versionOnlyPolicy)
+		bodyVersion = f.str("version", nil)
+		if err := f.verr.Err(); err != nil {
+			writeProblem(c, log, err)
+			return "", pre, false
+		}
+	}
+	id, ok = userID(c)
+	if !ok {
+		writeProblem(c, log, users.ErrNotFound)
+		return "", pre, false
+	}
+	pre, err := precondition(c, bodyVersion)
+	if err != nil {
+		writeProblem(c, log, err)
+		return "", pre, false
+	}
+	return id, pre, true
+}
+
+// precondition reads If-Match (RFC 9110 s.13.1.1, strong comparison) and the body's version.
+// When both are given, the body's version must be one of the header's tags.
+func precondition(c *gin.Context, bodyVersion *string) (users.Precondition, error) {
+	var tags []string
+	if h := strings.TrimSpace(c.GetHeader("If-Match")); h != "" && h != "*" {
+		for _, part := range strings.Split(h, ",") {
+			t := strings.TrimSpace(part)
+			if t == "" {
+				continue
+			}
+			// A weak tag never matches under strong comparison; keep it so that it fails.
+			if !strings.HasPrefix(t, "W/") {
+				t = strings.Trim(t, `"`)
+			}
+			tags = append(tags, t)
+		}
+	}
+	if bodyVersion != nil {
+		if len(tags) == 0 {
+			tags = []string{*bodyVersion}
+		} else if !contains(tags, *bodyVersion) {
+			return users.Precondition{}, users.ErrPreconditionFailed
+		}
+	}
+	return users.Precondition{Versions: tags}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+type pageRules struct{ def, max int }
+
+// page reads page and page_size, adding errors to verr.
+func (r pageRules) page(c *gin.Context, verr *users.ValidationError) users.Page {
+	p := users.Page{Number: 1, Size: r.def}
+	if v, ok := c.GetQuery("page"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > 10_000_000 {
+			verr.Add("page", "must be a whole number from 1 to 10000000")
+		} else {
+			p.Number = n
+		}
+	}
+	if v, ok := c.GetQuery("page_size"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > r.max {
+			verr.Add("page_size", "must be a whole number from 1 to "+strconv.Itoa(r.max))
+		} else {
+			p.Size = n
+		}
+	}
+	return p
+}
+
+func handleUserList(svc *users.Service, log *slog.Logger, pages pageRules) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		verr := &users.ValidationError{}
+		p := pages.page(c, verr)
+		if err := verr.Err(); err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		res, err := svc.List(c.Request.Context(), p)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.JSON(http.StatusOK, toPageResponse(p, res, toUserSummary))
+	}
+}
+
+func handleUserSearch(svc *users.Service, log *slog.Logger, pages pageRules) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		verr := &users.ValidationError{}
+		q := strings.TrimSpace(c.Query("q"))
+		if n := utf8.RuneCountInString(q); n < users.SearchMinLen || n > users.SearchMaxLen {
+			verr.Add("q", "must be 2 to 100 characters long")
+		}
+		p := pages.page(c, verr)
+		if err := verr.Err(); err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		res, err := svc.Search(c.Request.Context(), q, p)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.JSON(http.StatusOK, toPageResponse(p, res, toUserSummary))
+	}
+}
+
+func handleUserAudit(svc *users.Service, log *slog.Logger, pages pageRules) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		verr := &users.ValidationError{}
+		p := pages.page(c, verr)
+		if err := verr.Err(); err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		id, ok := userID(c)
+		if !ok {
+			writeProblem(c, log, users.ErrNotFound)
+			return
+		}
+		res, err := svc.History(c.Request.Context(), id, p)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.JSON(http.StatusOK, toPageResponse(p, res, toAuditResponse))
+	}
+}
+
+// Response types. Generated sqlc structs never reach JSON: these converters are the contract.
+
+type userResponse struct {
+	ID               string  `json:"id"`
+	Name             string  `json:"name"`
+	Email            string  `json:"email"`
+	PrimaryMobile    string  `json:"primary_mobile"`
+	SecondaryMobile  *string `json:"secondary_mobile"`
+	Aadhaar          string  `json:"aadhaar"`
+	PAN              string  `json:"pan"`
+	DateOfBirth      string  `json:"date_of_birth"`
+	PlaceOfBirth     string  `json:"place_of_birth"`
+	CurrentAddress   string  `json:"current_address"`
+	PermanentAddress string  `json:"permanent_address"`
+	IsActive         bool    `json:"is_active"`
+	EmailVerified    bool    `json:"email_verified"`
+	MobileVerified   bool    `json:"mobile_verified"`
+	CreatedAt        string  `json:"created_at"`
+	UpdatedAt        string  `json:"updated_at"`
+	CreatedBy        *string `json:"created_by"`
+	UpdatedBy        *string `json:"updated_by"`
+	LastLoginAt      *string `json:"last_login_at"`
+	Version          string  `json:"version"`
+}
+
+func toUserResponse(u users.User) userResponse {
+	return userResponse{
+		ID: u.ID, Name: u.Name, Email: u.Email, PrimaryMobile: u.PrimaryMobile,
+		SecondaryMobile: optional(u.SecondaryMobile),
+		Aadhaar:         u.Aadhaar.Digits(), PAN: u.PAN.Value(),
+		DateOfBirth:  u.DateOfBirth.Format(time.DateOnly),
+		PlaceOfBirth: u.PlaceOfBirth, CurrentAddress: u.CurrentAddress, PermanentAddress: u.PermanentAddress,
+		IsActive: u.IsActive, EmailVerified: u.EmailVerified, MobileVerified: u.MobileVerified,
+		CreatedAt: timestamp(u.CreatedAt), UpdatedAt: timestamp(u.UpdatedAt),
+		CreatedBy: optional(u.CreatedBy), UpdatedBy: optional(u.UpdatedBy),
+		LastLoginAt: optionalTime(u.LastLoginAt), Version: u.Version,
+	}
+}
+
+// userSummary is a list item: enough to show a row and fetch the user, no government ids.
+type userSummary struct {
+	ID            string `json:"id"`
+	Name          string `json:"name"`
+	Email         string `json:"email"`
+	PrimaryMobile string `json:"primary_mobile"`
+	IsActive      bool   `json:"is_active"`
+	CreatedAt     string `json:"created_at"`
+	UpdatedAt     string `json:"updated_at"`
+	Version       string `json:"version"`
+}
+
+func toUserSummary(u users.User) userSummary {
+	return userSummary{ID: u.ID, Name: u.Name, Email: u.Email, PrimaryMobile: u.PrimaryMobile, IsActive: u.IsActive,
+		CreatedAt: timestamp(u.CreatedAt), UpdatedAt: timestamp(u.UpdatedAt), Version: u.Version}
+}
+
+type auditResponse struct {
+	ID            uint64   `json:"id"`
+	UserID        string   `json:"user_id"`
+	Action        string   `json:"action"`
+	Actor         *string  `json:"actor"`
+	RequestID     *string  `json:"request_id"`
+	ChangedFields []string `json:"changed_fields"`
+	Version       string   `json:"version"`
+	At            string   `json:"at"`
+}
+
+func toAuditResponse(e users.AuditEntry) auditResponse {
+	fields := e.ChangedFields
+	if fields == nil {
+		fields = []string{}
+	}
+	return auditResponse{ID: e.ID, UserID: e.UserID, Action: e.Action, Actor: optional(e.Actor),
+		RequestID: optional(e.RequestID), ChangedFields: fields, Version: e.Version, At: timestamp(e.At)}
+}
+
+type pageResponse[T any] struct {
+	Total      int64 `json:"total"`
+	Page       int   `json:"page"`
+	PageSize   int   `json:"page_size"`
+	TotalPages int64 `json:"total_pages"`
+	Data       []T   `json:"data"`
+}
+
+func toPageResponse[In, Out any](p users.Page, res users.PageOf[In], conv func(In) Out) pageResponse[Out] {
+	data := make([]Out, len(res.Items))
+	for i, it := range res.Items {
+		data[i] = conv(it)
+	}
+	size := int64(p.Size)
+	return pageResponse[Out]{Total: res.Total, Page: p.Number, PageSize: p.Size,
+		TotalPages: (res.Total + size - 1) / size, Data: data}
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func optionalTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := timestamp(*t)
+	return &s
+}

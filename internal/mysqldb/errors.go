@@ -1,0 +1,67 @@
+package mysqldb
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Errors that Translate produces; business code tests them with errors.Is / errors.As.
+var (
+	// ErrNotFound means a query that expects one row found none.
+	ErrNotFound = errors.New("row not found")
+	// ErrRetryable means the server aborted the statement or transaction because of a deadlock
+	// or lock-wait timeout; rerunning the whole transaction may succeed.
+	ErrRetryable = errors.New("transaction aborted by a deadlock or lock-wait timeout")
+)
+
+// DuplicateKeyError is a violated unique key. Key is the index name from the schema. The server's
+// own message is dropped because it quotes the duplicate value, which may be personal data.
+type DuplicateKeyError struct{ Key string }
+
+func (e *DuplicateKeyError) Error() string { return "duplicate value for unique key " + e.Key }
+
+// MySQL server error numbers handled here.
+const (
+	erDupEntry        = 1062
+	erLockWaitTimeout = 1205
+	erLockDeadlock    = 1213
+)
+
+// Translate maps driver errors to the errors above. Other errors are returned unchanged.
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return err
+	}
+	switch me.Number {
+	case erDupEntry:
+		return &DuplicateKeyError{Key: duplicateKeyName(me.Message)}
+	case erLockWaitTimeout, erLockDeadlock:
+		return fmt.Errorf("%w: mysql error %d", ErrRetryable, me.Number)
+	}
+	return err
+}
+
+// duplicateKeyName extracts the index from "Duplicate entry '...' for key 'users.uq_users_email'"
+// (MySQL 8 prefixes the table, MariaDB does not).
+func duplicateKeyName(msg string) string {
+	i := strings.LastIndex(msg, "for key '")
+	if i < 0 {
+		return ""
+	}
+	name := strings.TrimSuffix(msg[i+len("for key '"):], "'")
+	if j := strings.LastIndexByte(name, '.'); j >= 0 {
+		name = name[j+1:]
+	}
+	return name
+}

@@ -1,0 +1,64 @@
+package mysqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/sqlcgen"
+)
+
+// MaxAttempts bounds how often InTx runs a unit of work that hit a deadlock or lock-wait timeout.
+const MaxAttempts = 3
+
+// InTx runs fn inside one transaction and commits it. The transaction is rolled back when fn
+// fails, when ctx is cancelled, or when commit fails, and the commit error is returned. A
+// deadlock (1213) or lock-wait timeout (1205) reruns the whole unit, at most MaxAttempts times.
+// fn must not have side effects outside the transaction, since it may run more than once.
+func InTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q *sqlcgen.Queries) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = runOnce(ctx, db, opts, fn)
+		if err == nil || !errors.Is(err, ErrRetryable) || attempt == MaxAttempts {
+			return err
+		}
+		backoff := time.Duration(attempt*attempt) * 10 * time.Millisecond
+		backoff += time.Duration(rand.Int64N(int64(backoff)))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (after %d attempts: %w)", ctx.Err(), attempt, err)
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func runOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q *sqlcgen.Queries) error) (err error) {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return Translate(fmt.Errorf("begin transaction: %w", err))
+	}
+	defer func() {
+		if err != nil {
+			// The transaction may already be gone (context cancelled, connection lost): the
+			// error of interest is the one that brought us here.
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(sqlcgen.New(tx)); err != nil {
+		return Translate(err)
+	}
+	if err = tx.Commit(); err != nil {
+		return Translate(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// ReadCommitted is the isolation used for writes: no gap locks, so concurrent inserts of
+// different users never deadlock on index gaps; row locks and unique keys still decide races.
+var ReadCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+
+// ReadSnapshot is used for reads that must be consistent across statements (a count and a page).
+var ReadSnapshot = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}

@@ -1,0 +1,134 @@
+// Package testdb gives tests a fresh, migrated database on a real MySQL-family server.
+//
+// The server comes from TEST_DATABASE_URL (mysql://user:pass@host:port/; `make test` sets it to
+// the local MariaDB). Without it, and with a Docker engine reachable, a MySQL 8.0 container is
+// started with testcontainers-go. Without either, tests fail with a message saying how to
+// provide a server: they never skip.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/testcontainers/testcontainers-go"
+	tcmysql "github.com/testcontainers/testcontainers-go/modules/mysql"
+
+	"github.com/usersvc/usersvc/internal/migrate"
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/schema"
+)
+
+// EnvVar names the variable that points the tests at a server.
+const EnvVar = "TEST_DATABASE_URL"
+
+var (
+	serverOnce sync.Once
+	serverCfg  *mysql.Config
+	serverErr  error
+)
+
+// Server returns the configuration of the server the tests use, with no database selected.
+func Server(ctx context.Context) (*mysql.Config, error) {
+	serverOnce.Do(func() { serverCfg, serverErr = findServer(ctx) })
+	if serverErr != nil {
+		return nil, serverErr
+	}
+	return serverCfg.Clone(), nil
+}
+
+func findServer(ctx context.Context) (*mysql.Config, error) {
+	if raw := strings.TrimSpace(os.Getenv(EnvVar)); raw != "" {
+		cfg, err := mysqldb.ParseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", EnvVar, err)
+		}
+		cfg.DBName = ""
+		return cfg, nil
+	}
+	if err := dockerHealthy(ctx); err != nil {
+		return nil, fmt.Errorf("no test database: set %s=mysql://root@127.0.0.1:3306/ (what `make test` does) "+
+			"or make a Docker engine reachable so that a MySQL 8.0 container can be started (%v)", EnvVar, err)
+	}
+	c, err := tcmysql.Run(ctx, "mysql:8.0", tcmysql.WithPassword("test"), tcmysql.WithUsername("root"))
+	if err != nil {
+		return nil, fmt.Errorf("start mysql:8.0 container: %w", err)
+	}
+	// The container lives as long as the test process; testcontainers' reaper removes it.
+	host, err := c.Host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	port, err := c.MappedPort(ctx, "3306/tcp")
+	if err != nil {
+		return nil, err
+	}
+	return mysqldb.ParseURL(fmt.Sprintf("mysql://root:test@%s:%s/", host, port.Port()))
+}
+
+func dockerHealthy(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("docker provider: %v", r)
+		}
+	}()
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return p.Health(hctx)
+}
+
+// Fresh creates a database with a unique name, migrates it with the same code the binary's
+// `migrate` command uses, and returns its configuration and a function that drops it.
+func Fresh(ctx context.Context, prefix string) (*mysql.Config, func(), error) {
+	srv, err := Server(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	cfg := srv.Clone()
+	cfg.DBName = "usersvc_test_" + prefix + "_" + hex.EncodeToString(b)
+	if _, err := migrate.Run(ctx, cfg, schema.Files, migrate.Options{}); err != nil {
+		Drop(cfg)
+		return nil, nil, fmt.Errorf("migrate %s: %w", cfg.DBName, err)
+	}
+	return cfg, func() { Drop(cfg) }, nil
+}
+
+// Drop removes the database cfg names.
+func Drop(cfg *mysql.Config) {
+	srv := cfg.Clone()
+	name := srv.DBName
+	srv.DBName = ""
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := mysqldb.Open(ctx, srv, mysqldb.PoolConfig{MaxOpen: 1, MaxIdle: 1})
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	_, _ = db.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+strings.ReplaceAll(name, "`", "``")+"`")
+}
+
+// New is Fresh for one test: the database is dropped when the test ends.
+func New(t testing.TB, prefix string) *mysql.Config {
+	t.Helper()
+	cfg, drop, err := Fresh(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	return cfg
+}

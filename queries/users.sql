@@ -1,0 +1,113 @@
+-- Every statement the service runs against the users table. sqlc compiles each one into a typed
+-- method of internal/sqlcgen. Live users are those with is_deleted = FALSE.
+
+-- name: InsertUser :exec
+INSERT INTO users (
+  id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
+  aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
+  is_deleted, version, is_active, email_verified, mobile_verified
+) VALUES (
+  ?, ?, ?, ?, ?, ?, ?, ?,
+  ?, ?, ?, ?, ?, ?, ?, ?,
+  FALSE, ?, TRUE, FALSE, FALSE
+);
+
+-- name: GetLiveUser :one
+SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
+       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
+       mobile_verified, last_login_at
+FROM users
+WHERE id = ? AND is_deleted = FALSE;
+
+-- GetUserState tells whether a user exists at all (live or soft-deleted).
+-- name: GetUserState :one
+SELECT id, is_deleted FROM users WHERE id = ?;
+
+-- LockUser reads a user, live or deleted, and locks the row until the transaction ends.
+-- name: LockUser :one
+SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
+       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
+       mobile_verified, last_login_at
+FROM users
+WHERE id = ?
+FOR UPDATE;
+
+-- LockUserByEmailKey finds the holder of an email (live or deleted) and locks it.
+-- name: LockUserByEmailKey :one
+SELECT id, is_deleted, version
+FROM users
+WHERE email_key = ?
+FOR UPDATE;
+
+-- FindUniqueHolders returns every user holding one of the four unique values; used after a
+-- duplicate-key error to name all the conflicting fields, not only the first one MySQL reports.
+-- name: FindUniqueHolders :many
+SELECT id, email_key, primary_mobile, aadhaar, pan
+FROM users
+WHERE email_key = ? OR primary_mobile = ? OR aadhaar = ? OR pan = ?;
+
+-- UpdateUserProfile writes the updatable fields; the version guard makes a lost update impossible
+-- even if a caller forgot to lock the row.
+-- name: UpdateUserProfile :execrows
+UPDATE users
+SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?,
+    current_address = ?, permanent_address = ?, is_active = ?,
+    updated_at = ?, updated_by = ?, version = sqlc.arg(new_version)
+WHERE id = sqlc.arg(id) AND version = sqlc.arg(expected_version) AND is_deleted = FALSE;
+
+-- ReviveUser brings a soft-deleted user back with the data of a new create request (the
+-- description's auto-restore on create).
+-- name: ReviveUser :execrows
+UPDATE users
+SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?,
+    date_of_birth = ?, place_of_birth = ?, aadhaar = ?, pan = ?,
+    current_address = ?, permanent_address = ?,
+    updated_at = ?, updated_by = ?, version = sqlc.arg(new_version),
+    is_deleted = FALSE, deleted_at = NULL, deleted_by = NULL,
+    is_active = TRUE, email_verified = FALSE, mobile_verified = FALSE
+WHERE id = sqlc.arg(id) AND version = sqlc.arg(expected_version) AND is_deleted = TRUE;
+
+-- name: SoftDeleteUser :execrows
+UPDATE users
+SET is_deleted = TRUE, deleted_at = ?, deleted_by = ?, is_active = FALSE,
+    updated_at = ?, updated_by = ?, version = sqlc.arg(new_version)
+WHERE id = sqlc.arg(id) AND version = sqlc.arg(expected_version) AND is_deleted = FALSE;
+
+-- name: RestoreUser :execrows
+UPDATE users
+SET is_deleted = FALSE, deleted_at = NULL, deleted_by = NULL, is_active = TRUE,
+    updated_at = ?, updated_by = ?, version = sqlc.arg(new_version)
+WHERE id = sqlc.arg(id) AND version = sqlc.arg(expected_version) AND is_deleted = TRUE;
+
+-- name: CountLiveUsers :one
+SELECT COUNT(*) FROM users WHERE is_deleted = FALSE;
+
+-- name: ListLiveUsers :many
+SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
+       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
+       mobile_verified, last_login_at
+FROM users
+WHERE is_deleted = FALSE
+ORDER BY created_at DESC, id DESC
+LIMIT ? OFFSET ?;
+
+-- Search patterns arrive escaped with '!' so that '%' and '_' typed by a client match themselves.
+-- name: CountSearchUsers :one
+SELECT COUNT(*)
+FROM users
+WHERE is_deleted = FALSE
+  AND (name LIKE sqlc.arg(name_pattern) ESCAPE '!' OR email LIKE sqlc.arg(email_pattern) ESCAPE '!');
+
+-- name: SearchUsers :many
+SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
+       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
+       mobile_verified, last_login_at
+FROM users
+WHERE is_deleted = FALSE
+  AND (name LIKE sqlc.arg(name_pattern) ESCAPE '!' OR email LIKE sqlc.arg(email_pattern) ESCAPE '!')
+ORDER BY created_at DESC, id DESC
+LIMIT ? OFFSET ?;

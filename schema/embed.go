@@ -1,0 +1,10 @@
+// Package schema embeds the desired database schema (schema/*.sql) so that the binary can
+// migrate a database without the source tree.
+package schema
+
+import "embed"
+
+// Files holds every *.sql file of this folder, applied in lexical order.
+//
+//go:embed *.sql
+var Files embed.FS

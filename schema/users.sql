@@ -1,0 +1,66 @@
+-- Desired state of the usersvc database. `usersvc migrate` diffs this file against the live
+-- database with the Atlas engine and applies the difference; sqlc reads it to type the queries.
+-- Every statement must stay valid on MySQL 8.0 and MariaDB 10.11.
+
+-- users: one row per person. Rows are never hard-deleted by the API: a soft delete sets is_deleted.
+-- The unique keys cover deleted rows too, because a soft-deleted user is recoverable and keeps its
+-- identifiers (see README, "Uniqueness and soft delete").
+CREATE TABLE users (
+  id                CHAR(36)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  name              VARCHAR(255) NOT NULL,
+  -- email as the user typed it (shown back); email_key is the normalised form
+  -- (lower-cased, IDNA-ASCII domain) that carries uniqueness and exact lookup.
+  email             VARCHAR(254) NOT NULL,
+  email_key         VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  -- 10-digit Indian national numbers (the E.164 form is +91 followed by these digits).
+  primary_mobile    VARCHAR(15)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  secondary_mobile  VARCHAR(15)  CHARACTER SET ascii COLLATE ascii_bin NULL,
+  date_of_birth     DATE         NOT NULL,
+  place_of_birth    VARCHAR(255) NOT NULL,
+  -- Government identifiers, normalised (12 bare digits; 10 upper-case characters).
+  aadhaar           CHAR(12)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  pan               CHAR(10)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  current_address   TEXT         NOT NULL,
+  permanent_address TEXT         NOT NULL,
+  -- Audit fields. Times are UTC, written by the service (not by the server clock).
+  created_at        DATETIME(6)  NOT NULL,
+  updated_at        DATETIME(6)  NOT NULL,
+  created_by        VARCHAR(64)  NULL,
+  updated_by        VARCHAR(64)  NULL,
+  -- Soft delete.
+  is_deleted        BOOLEAN      NOT NULL DEFAULT FALSE,
+  deleted_at        DATETIME(6)  NULL,
+  deleted_by        VARCHAR(64)  NULL,
+  -- Optimistic locking: a new UUID on every write, sent to clients as the ETag.
+  version           CHAR(36)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  -- Status flags.
+  is_active         BOOLEAN      NOT NULL DEFAULT TRUE,
+  email_verified    BOOLEAN      NOT NULL DEFAULT FALSE,
+  mobile_verified   BOOLEAN      NOT NULL DEFAULT FALSE,
+  last_login_at     DATETIME(6)  NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY uq_users_email (email_key),
+  UNIQUE KEY uq_users_primary_mobile (primary_mobile),
+  UNIQUE KEY uq_users_aadhaar (aadhaar),
+  UNIQUE KEY uq_users_pan (pan),
+  -- List and search: live users, newest first, with id as the unique tie-breaker.
+  KEY idx_users_live_created (is_deleted, created_at, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- user_audit: one row per change to a user, written in the same transaction as the change.
+-- It names the fields that changed, never their values: no personal data lives here.
+CREATE TABLE user_audit (
+  id             BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  user_id        CHAR(36)      CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  action         VARCHAR(32)   CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  actor          VARCHAR(64)   NULL,
+  request_id     VARCHAR(128)  CHARACTER SET ascii COLLATE ascii_bin NULL,
+  -- Comma-separated column names, e.g. "name,email".
+  changed_fields VARCHAR(1024) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  -- The user's version after this change.
+  version        CHAR(36)      CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  created_at     DATETIME(6)   NOT NULL,
+  PRIMARY KEY (id),
+  KEY idx_user_audit_user (user_id, id),
+  CONSTRAINT fk_user_audit_user FOREIGN KEY (user_id) REFERENCES users (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
