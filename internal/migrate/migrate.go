@@ -178,8 +178,11 @@ func Run(ctx context.Context, target *mysql.Config, files fs.FS, opts Options) (
 // loadDesired executes the schema files in a scratch database and inspects the result.
 func loadDesired(ctx context.Context, server *sql.DB, target *mysql.Config, files fs.FS) (*schema.Schema, error) {
 	names, err := fs.Glob(files, "*.sql")
-	if err != nil || len(names) == 0 {
-		return nil, fmt.Errorf("no schema files found (%v)", err)
+	if err != nil {
+		return nil, fmt.Errorf("list schema files: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, errors.New("no schema files (*.sql) found")
 	}
 	sort.Strings(names)
 	devName := devDatabaseName(target.DBName)

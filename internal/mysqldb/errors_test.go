@@ -31,7 +31,7 @@ func TestTranslate(t *testing.T) {
 		t.Errorf("no rows: got %v", got)
 	}
 	other := errors.New("boom")
-	if got := Translate(other); got != other {
+	if got := Translate(other); !errors.Is(got, other) {
 		t.Errorf("other: got %v", got)
 	}
 }
