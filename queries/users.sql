@@ -34,17 +34,12 @@ FROM users
 WHERE id = ?
 FOR UPDATE;
 
--- LockUserByEmailKey finds the holder of an email (live or deleted) and locks it.
--- name: LockUserByEmailKey :one
-SELECT id, is_deleted, version
-FROM users
-WHERE email_key = ?
-FOR UPDATE;
-
 -- FindUniqueHolders returns every user holding one of the four unique values; used after a
 -- duplicate-key error to name all the conflicting fields, not only the first one MySQL reports.
+-- It is a plain (non-locking) read: under READ COMMITTED it sees the row that caused the error,
+-- and it takes no lock that concurrent losers of the same race could deadlock on.
 -- name: FindUniqueHolders :many
-SELECT id, email_key, primary_mobile, aadhaar, pan
+SELECT id, is_deleted, email_key, primary_mobile, aadhaar, pan
 FROM users
 WHERE email_key = ? OR primary_mobile = ? OR aadhaar = ? OR pan = ?;
 

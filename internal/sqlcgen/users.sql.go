@@ -43,7 +43,7 @@ func (q *Queries) CountSearchUsers(ctx context.Context, arg CountSearchUsersPara
 }
 
 const findUniqueHolders = `-- name: FindUniqueHolders :many
-SELECT id, email_key, primary_mobile, aadhaar, pan
+SELECT id, is_deleted, email_key, primary_mobile, aadhaar, pan
 FROM users
 WHERE email_key = ? OR primary_mobile = ? OR aadhaar = ? OR pan = ?
 `
@@ -57,6 +57,7 @@ type FindUniqueHoldersParams struct {
 
 type FindUniqueHoldersRow struct {
 	ID            string
+	IsDeleted     bool
 	EmailKey      string
 	PrimaryMobile string
 	Aadhaar       string
@@ -65,6 +66,8 @@ type FindUniqueHoldersRow struct {
 
 // FindUniqueHolders returns every user holding one of the four unique values; used after a
 // duplicate-key error to name all the conflicting fields, not only the first one MySQL reports.
+// It is a plain (non-locking) read: under READ COMMITTED it sees the row that caused the error,
+// and it takes no lock that concurrent losers of the same race could deadlock on.
 func (q *Queries) FindUniqueHolders(ctx context.Context, arg FindUniqueHoldersParams) ([]FindUniqueHoldersRow, error) {
 	rows, err := q.db.QueryContext(ctx, findUniqueHolders,
 		arg.EmailKey,
@@ -81,6 +84,7 @@ func (q *Queries) FindUniqueHolders(ctx context.Context, arg FindUniqueHoldersPa
 		var i FindUniqueHoldersRow
 		if err := rows.Scan(
 			&i.ID,
+			&i.IsDeleted,
 			&i.EmailKey,
 			&i.PrimaryMobile,
 			&i.Aadhaar,
@@ -319,27 +323,6 @@ func (q *Queries) LockUser(ctx context.Context, id string) (User, error) {
 		&i.MobileVerified,
 		&i.LastLoginAt,
 	)
-	return i, err
-}
-
-const lockUserByEmailKey = `-- name: LockUserByEmailKey :one
-SELECT id, is_deleted, version
-FROM users
-WHERE email_key = ?
-FOR UPDATE
-`
-
-type LockUserByEmailKeyRow struct {
-	ID        string
-	IsDeleted bool
-	Version   string
-}
-
-// LockUserByEmailKey finds the holder of an email (live or deleted) and locks it.
-func (q *Queries) LockUserByEmailKey(ctx context.Context, emailKey string) (LockUserByEmailKeyRow, error) {
-	row := q.db.QueryRowContext(ctx, lockUserByEmailKey, emailKey)
-	var i LockUserByEmailKeyRow
-	err := row.Scan(&i.ID, &i.IsDeleted, &i.Version)
 	return i, err
 }
 

@@ -31,7 +31,9 @@ func ParseNewUser(f CreateFields, now time.Time, verr *ValidationError) NewUser 
 	var nu NewUser
 	required := func(field string, v *string, parse func(string) error) {
 		if v == nil {
-			verr.Add(field, "is required")
+			if !verr.Has(field) { // a type error was already reported
+				verr.Add(field, "is required")
+			}
 			return
 		}
 		if err := parse(*v); err != nil {

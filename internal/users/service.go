@@ -79,55 +79,61 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 
 // revive handles a duplicate on create: if the email's holder is soft-deleted and no other
 // user holds the other unique values, it overwrites the deleted user with nu and returns its id.
+// Otherwise it returns a *ConflictError naming every field held by someone else.
 func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu NewUser, now time.Time, version string) (string, []string, error) {
-	owner, err := q.LockUserByEmailKey(ctx, nu.Email.Key())
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	key, mobile, aadhaar, pan := nu.Email.Key(), nu.PrimaryMobile, nu.Aadhaar.Digits(), nu.PAN.Value()
+	holders, err := q.FindUniqueHolders(ctx, sqlcgen.FindUniqueHoldersParams{EmailKey: key, PrimaryMobile: mobile, Aadhaar: aadhaar, Pan: pan})
+	if err != nil {
 		return "", nil, err
 	}
-	revivable := err == nil && owner.IsDeleted
-	exclude := ""
-	if revivable {
-		exclude = owner.ID
-	}
-	if cerr := conflicts(ctx, q, nu.Email.Key(), nu.PrimaryMobile, nu.Aadhaar.Digits(), nu.PAN.Value(), exclude); cerr != nil || !revivable {
-		if cerr == nil {
-			cerr = &ConflictError{Fields: []string{"email"}}
+	ownerID := ""
+	for _, h := range holders {
+		if h.EmailKey == key && h.IsDeleted {
+			ownerID = h.ID
 		}
+	}
+	if cerr := conflictError(holders, key, mobile, aadhaar, pan, ownerID); cerr != nil {
 		return "", nil, cerr
 	}
-	old, err := q.LockUser(ctx, owner.ID)
+	if ownerID == "" {
+		// The row that caused the duplicate is gone (it was rolled back or changed): let the
+		// client retry rather than guess.
+		return "", nil, fmt.Errorf("%w: duplicate without a holder", mysqldb.ErrRetryable)
+	}
+	// Lock the deleted owner only now, so that parallel creates that merely conflict never
+	// upgrade their locks (which would deadlock them against each other).
+	old, err := q.LockUser(ctx, ownerID)
 	if err != nil {
 		return "", nil, err
 	}
-	n, err := q.ReviveUser(ctx, sqlcgen.ReviveUserParams{
-		Name: nu.Name, Email: nu.Email.Display(), EmailKey: nu.Email.Key(),
-		PrimaryMobile: nu.PrimaryMobile, SecondaryMobile: nullString(nu.SecondaryMobile),
+	if !old.IsDeleted {
+		return "", nil, &ConflictError{Fields: []string{"email"}}
+	}
+	_, err = q.ReviveUser(ctx, sqlcgen.ReviveUserParams{
+		Name: nu.Name, Email: nu.Email.Display(), EmailKey: key,
+		PrimaryMobile: mobile, SecondaryMobile: nullString(nu.SecondaryMobile),
 		DateOfBirth: nu.DateOfBirth, PlaceOfBirth: nu.PlaceOfBirth,
-		Aadhaar: nu.Aadhaar.Digits(), Pan: nu.PAN.Value(),
+		Aadhaar: aadhaar, Pan: pan,
 		CurrentAddress: nu.CurrentAddress, PermanentAddress: nu.PermanentAddress,
 		UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version,
-		ID: owner.ID, ExpectedVersion: old.Version,
+		ID: ownerID, ExpectedVersion: old.Version,
 	})
+	if isDuplicate(err) {
+		return "", nil, conflicts(ctx, q, key, mobile, aadhaar, pan, ownerID)
+	}
 	if err != nil {
-		if isDuplicate(err) {
-			return "", nil, conflicts(ctx, q, nu.Email.Key(), nu.PrimaryMobile, nu.Aadhaar.Digits(), nu.PAN.Value(), owner.ID)
-		}
 		return "", nil, err
 	}
-	if n != 1 {
-		return "", nil, fmt.Errorf("revive user: %d rows changed", n)
-	}
 	changed := diffFields(toUser(old), User{
-		Name: nu.Name, Email: nu.Email.Display(), PrimaryMobile: nu.PrimaryMobile, SecondaryMobile: nu.SecondaryMobile,
+		Name: nu.Name, Email: nu.Email.Display(), PrimaryMobile: mobile, SecondaryMobile: nu.SecondaryMobile,
 		DateOfBirth: nu.DateOfBirth, PlaceOfBirth: nu.PlaceOfBirth, Aadhaar: nu.Aadhaar, PAN: nu.PAN,
 		CurrentAddress: nu.CurrentAddress, PermanentAddress: nu.PermanentAddress, IsActive: true,
-		EmailVerified: false, MobileVerified: false,
 	})
-	return owner.ID, append(changed, "is_deleted"), nil
+	return ownerID, append(changed, "is_deleted"), nil
 }
 
-// conflicts names the fields whose values are held by users other than exclude. It returns a
-// *ConflictError, or nil when nobody else holds them.
+// conflicts reads who holds the given unique values and names the fields held by users other
+// than exclude, as a *ConflictError (nil when nobody else holds them).
 func conflicts(ctx context.Context, q *sqlcgen.Queries, emailKey, mobile, aadhaar, pan, exclude string) error {
 	holders, err := q.FindUniqueHolders(ctx, sqlcgen.FindUniqueHoldersParams{
 		EmailKey: emailKey, PrimaryMobile: mobile, Aadhaar: aadhaar, Pan: pan,
@@ -135,6 +141,14 @@ func conflicts(ctx context.Context, q *sqlcgen.Queries, emailKey, mobile, aadhaa
 	if err != nil {
 		return err
 	}
+	if cerr := conflictError(holders, emailKey, mobile, aadhaar, pan, exclude); cerr != nil {
+		return cerr
+	}
+	// The duplicate came from a row that has gone since: retrying the unit will succeed or name it.
+	return fmt.Errorf("%w: duplicate without a holder", mysqldb.ErrRetryable)
+}
+
+func conflictError(holders []sqlcgen.FindUniqueHoldersRow, emailKey, mobile, aadhaar, pan, exclude string) *ConflictError {
 	var email, mob, aad, pn bool
 	for _, h := range holders {
 		if h.ID == exclude {

@@ -149,6 +149,16 @@ func (e *ValidationError) Add(field, message string) {
 	e.Fields = append(e.Fields, FieldError{Field: field, Message: message})
 }
 
+// Has reports whether field already has an error.
+func (e *ValidationError) Has(field string) bool {
+	for _, f := range e.Fields {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
 // Err returns e as an error, or nil when no field is invalid.
 func (e *ValidationError) Err() error {
 	if e == nil || len(e.Fields) == 0 {

@@ -1,0 +1,300 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/govid"
+	"github.com/usersvc/usersvc/internal/httpapi"
+	"github.com/usersvc/usersvc/internal/logx"
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/testdb"
+	"github.com/usersvc/usersvc/internal/users"
+)
+
+// shared is the package's database; tests that count rows get one of their own (newEnv(t, true)).
+var shared struct {
+	once sync.Once
+	env  *env
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.env != nil {
+		shared.env.close()
+	}
+	os.Exit(code)
+}
+
+// env is one service on one fresh, migrated database, driven through NewServer.
+type env struct {
+	h     http.Handler
+	svc   *users.Service
+	db    *sql.DB
+	logs  *syncBuffer
+	close func()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func openEnv(prefix string) (*env, error) {
+	cfg, drop, err := testdb.Fresh(context.Background(), prefix)
+	if err != nil {
+		return nil, err
+	}
+	db, err := mysqldb.Open(context.Background(), cfg, mysqldb.PoolConfig{MaxOpen: 40, MaxIdle: 40, MaxLifetime: time.Hour})
+	if err != nil {
+		drop()
+		return nil, err
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	svc := users.NewService(db, nil)
+	h := httpapi.NewServer(httpapi.Options{
+		Logger: log, Tokens: logx.NewTokenizer([]byte("test-secret-test-secret-test-secret")),
+		DefaultPageSize: 10, MaxPageSize: 100, AllowedOrigins: []string{"http://localhost:3000"},
+		RequestTimeout: 10 * time.Second,
+	}, svc)
+	return &env{h: h, svc: svc, db: db, logs: logs, close: func() { db.Close(); drop() }}, nil
+}
+
+// newEnv returns the shared environment, or a private one when own is true.
+func newEnv(t *testing.T, own bool) *env {
+	t.Helper()
+	if own {
+		e, err := openEnv("http")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.close)
+		return e
+	}
+	shared.once.Do(func() { shared.env, shared.err = openEnv("http") })
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.env
+}
+
+type response struct {
+	Code   int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("response is not a JSON object (%d): %s", r.Code, r.Body)
+	}
+	return m
+}
+
+// do sends a request. body may be nil, a string (sent as is) or any value (sent as JSON).
+// headers are name/value pairs; Content-Type defaults to application/json when there is a body.
+func (e *env) do(t *testing.T, method, path string, body any, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	return response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+// person is a valid create request with unique identifiers.
+type person map[string]any
+
+func randDigits(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		d, _ := rand.Int(rand.Reader, big.NewInt(10))
+		b.WriteByte(byte('0' + d.Int64()))
+	}
+	return b.String()
+}
+
+func randLetters(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		d, _ := rand.Int(rand.Reader, big.NewInt(26))
+		b.WriteByte(byte('A' + d.Int64()))
+	}
+	return b.String()
+}
+
+// newAadhaar makes a valid Aadhaar starting 9999, as domain-rules.md recommends for fixtures.
+func newAadhaar() string {
+	for {
+		payload := "9999" + randDigits(7)
+		full := payload + string(govid.VerhoeffCheckDigit(payload))
+		if _, err := govid.ParseAadhaar(full); err == nil {
+			return full
+		}
+	}
+}
+
+func newPAN() string {
+	for {
+		p := randLetters(3) + "P" + randLetters(1) + randDigits(4) + randLetters(1)
+		if _, err := govid.ParsePAN(p); err == nil {
+			return p
+		}
+	}
+}
+
+func newMobile() string {
+	for {
+		m := "98" + randDigits(8)
+		if _, err := users.ParseMobile(m); err == nil {
+			return m
+		}
+	}
+}
+
+func newPerson() person {
+	tag := strings.ToLower(randLetters(10))
+	return person{
+		"name":              "Test User " + tag,
+		"email":             "user." + tag + "@example.com",
+		"primary_mobile":    newMobile(),
+		"aadhaar":           newAadhaar(),
+		"pan":               newPAN(),
+		"date_of_birth":     "1995-06-15",
+		"place_of_birth":    "Mumbai, Maharashtra",
+		"current_address":   "123 MG Road, Andheri West, Mumbai - 400053",
+		"permanent_address": "456 Park Street, Bandra East, Mumbai - 400051",
+	}
+}
+
+func (p person) with(kv ...any) person {
+	out := person{}
+	for k, v := range p {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i].(string)] = kv[i+1]
+	}
+	return out
+}
+
+func (p person) without(keys ...string) person {
+	out := p.with()
+	for _, k := range keys {
+		delete(out, k)
+	}
+	return out
+}
+
+// create posts p and requires 201; it returns the body.
+func (e *env) create(t *testing.T, p person) map[string]any {
+	t.Helper()
+	r := e.do(t, "POST", "/api/v1/users/", p)
+	if r.Code != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Code, r.Body)
+	}
+	return r.JSON(t)
+}
+
+// problemFields returns the field names of a problem response's errors[].
+func problemFields(t *testing.T, r response) []string {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type = %q, want application/problem+json", ct)
+	}
+	m := r.JSON(t)
+	for _, k := range []string{"type", "title", "status", "detail", "request_id"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("problem lacks %q: %s", k, r.Body)
+		}
+	}
+	var out []string
+	errs, _ := m["errors"].([]any)
+	for _, e := range errs {
+		out = append(out, e.(map[string]any)["field"].(string))
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]int{}
+	for _, x := range a {
+		seen[x]++
+	}
+	for _, x := range b {
+		seen[x]--
+	}
+	for _, n := range seen {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func etagOf(t *testing.T, r response) string {
+	t.Helper()
+	et := r.Header.Get("ETag")
+	if len(et) < 3 || et[0] != '"' || et[len(et)-1] != '"' {
+		t.Fatalf("bad ETag %q", et)
+	}
+	return et
+}
+
+var _ = fmt.Sprint
