@@ -51,6 +51,10 @@ func runOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q *sq
 		return Translate(err)
 	}
 	if err = tx.Commit(); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// database/sql may have rolled back already and report only ErrTxDone: say why.
+			return fmt.Errorf("commit: %w (%w)", ctxErr, err)
+		}
 		return Translate(fmt.Errorf("commit: %w", err))
 	}
 	return nil

@@ -1,0 +1,192 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/usersvc/usersvc/internal/app"
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/testdb"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func dbURL(cfg *mysql.Config) string {
+	auth := cfg.User
+	if cfg.Passwd != "" {
+		auth += ":" + cfg.Passwd
+	}
+	return fmt.Sprintf("mysql://%s@%s/%s", auth, cfg.Addr, cfg.DBName)
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"usersvc", "--help"}, {"usersvc", "help"}, {"usersvc", "-h"}} {
+		var out bytes.Buffer
+		if err := app.Run(context.Background(), args, envOf(nil), &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"serve", "migrate", "version", "--dry-run", "--allow-destructive", "DATABASE_URL", "LOG_HASH_SECRET"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%v: help lacks %q", args, want)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := app.Run(context.Background(), []string{"usersvc", "version"}, envOf(nil), &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "usersvc ") {
+		t.Fatalf("version: %q %v", out.String(), err)
+	}
+	if err := app.Run(context.Background(), []string{"usersvc", "frobnicate"}, envOf(nil), io.Discard, io.Discard); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+}
+
+func TestBadConfigurationNamesTheVariable(t *testing.T) {
+	err := app.Run(context.Background(), []string{"usersvc", "serve"},
+		envOf(map[string]string{"PORT": "http", "DATABASE_URL": "mysql://u:topsecretpw@h/db", "MAX_PAGE_SIZE": "-3"}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "PORT") || !strings.Contains(err.Error(), "MAX_PAGE_SIZE") || strings.Contains(err.Error(), "topsecretpw") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	srv, err := testdb.Server(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.Clone()
+	cfg.DBName = "usersvc_test_cli_migrate"
+	testdb.Drop(cfg)
+	t.Cleanup(func() { testdb.Drop(cfg) })
+	env := envOf(map[string]string{"DATABASE_URL": dbURL(cfg)})
+
+	var out bytes.Buffer
+	if err := app.Run(context.Background(), []string{"usersvc", "migrate"}, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "CREATE TABLE `users`") || !strings.Contains(out.String(), "created database") {
+		t.Errorf("first migrate printed: %s", out.String())
+	}
+	out.Reset()
+	if err := app.Run(context.Background(), []string{"usersvc", "migrate", "--dry-run"}, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) != "schema is up to date" {
+		t.Errorf("dry run after migrate printed %q", out.String())
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestShutdownDrainsInFlightRequests holds a row lock so that an update is in flight when the
+// service is told to stop; the update must still complete with 200, and Run must return cleanly.
+func TestShutdownDrainsInFlightRequests(t *testing.T) {
+	cfg := testdb.New(t, "drain")
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, []string{"usersvc", "serve"}, envOf(map[string]string{
+			"DATABASE_URL": dbURL(cfg), "PORT": fmt.Sprint(port), "SHUTDOWN_TIMEOUT": "20s",
+		}), io.Discard, io.Discard)
+	}()
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("service did not start: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	body := `{"name":"Drain Test","email":"drain@example.com","primary_mobile":"9876543210","aadhaar":"234123412346",
+		"pan":"AAPPV8261K","date_of_birth":"1990-01-01","place_of_birth":"Pune","current_address":"1 Long Road, Pune 411001",
+		"permanent_address":"1 Long Road, Pune 411001"}`
+	resp, err := http.Post(base+"/api/v1/users/", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("create: %v %v", resp, err)
+	}
+	loc := resp.Header.Get("Location")
+	resp.Body.Close()
+	id := loc[strings.LastIndex(loc, "/")+1:]
+
+	// Hold the user's row lock from outside.
+	db, err := mysqldb.Open(context.Background(), cfg, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(context.Background(), &sql.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("SELECT id FROM users WHERE id = ? FOR UPDATE", id); err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	var status int
+	var reqErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		req, _ := http.NewRequest("PUT", base+"/api/v1/users/"+id, strings.NewReader(`{"name":"Drained Name"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			reqErr = err
+			return
+		}
+		defer resp.Body.Close()
+		status = resp.StatusCode
+	}()
+	time.Sleep(300 * time.Millisecond) // the PUT is now waiting on the lock
+	stop()                             // SIGTERM
+	time.Sleep(300 * time.Millisecond)
+	// New connections are refused while the in-flight request drains.
+	if resp, err := http.Get(base + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Errorf("new request accepted during shutdown: %d", resp.StatusCode)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if reqErr != nil || status != 200 {
+		t.Fatalf("in-flight request: status %d, err %v", status, reqErr)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	var name string
+	if err := db.QueryRow("SELECT name FROM users WHERE id = ?", id).Scan(&name); err != nil || name != "Drained Name" {
+		t.Fatalf("update lost: %q %v", name, err)
+	}
+}
