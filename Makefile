@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/usersvc
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 # Safe local defaults: MariaDB/MySQL and Redis on localhost, root without a password.
 export DATABASE_URL      ?= mysql://root@127.0.0.1:3306/usersvc
@@ -11,7 +12,7 @@ export TEST_DATABASE_URL ?= mysql://root@127.0.0.1:3306/
 SQLC     := $(GO) tool -modfile=tools/sqlc/go.mod sqlc
 GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 
-.PHONY: run build migrate migrate-plan test test-short lint generate check-generated ci
+.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check ci
 
 ## run: build, migrate the database declaratively, serve the API on :8000
 run: build
@@ -19,7 +20,7 @@ run: build
 	./$(BIN) serve
 
 build:
-	$(GO) build -o $(BIN) ./cmd/usersvc
+	$(GO) build -ldflags "-X github.com/usersvc/usersvc/internal/app.Version=$(VERSION)" -o $(BIN) ./cmd/usersvc
 
 migrate: build
 	./$(BIN) migrate
@@ -47,5 +48,9 @@ check-generated:
 	$(SQLC) diff
 	$(SQLC) vet
 
+## readme-check: run the README's curl examples against a fresh database and the real binary
+readme-check: build
+	.ci/readme-examples
+
 ## ci: what .ci/run runs once the services are up
-ci: check-generated lint test
+ci: check-generated lint test readme-check
