@@ -7,6 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Safe local defaults: MariaDB/MySQL and Redis on localhost, root without a password.
 export DATABASE_URL      ?= mysql://root@127.0.0.1:3306/usersvc
 export TEST_DATABASE_URL ?= mysql://root@127.0.0.1:3306/
+export TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
 # Tools are pinned in their own modules so that they never touch the service's dependencies.
 SQLC     := $(GO) tool -modfile=tools/sqlc/go.mod sqlc

@@ -64,3 +64,18 @@ CREATE TABLE user_audit (
   KEY idx_user_audit_user (user_id, id),
   CONSTRAINT fk_user_audit_user FOREIGN KEY (user_id) REFERENCES users (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- idempotency_keys: the durable half of idempotency. Redis holds the replayable response; this row
+-- is written in the same transaction as the change it made, so that a retry whose Redis record is
+-- missing (Redis lost it, or the replica crashed between the MySQL commit and the Redis write) is
+-- recognised and never applied twice. key_hash is SHA-256 over (caller, method, route, key).
+CREATE TABLE idempotency_keys (
+  key_hash    BINARY(32)   NOT NULL,
+  fingerprint BINARY(32)   NOT NULL,
+  user_id     CHAR(36)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  action      VARCHAR(32)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  created_at  DATETIME(6)  NOT NULL,
+  expires_at  DATETIME(6)  NOT NULL,
+  PRIMARY KEY (key_hash),
+  KEY idx_idempotency_keys_expires (expires_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,12 +15,19 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
 
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/httpapi"
+	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
 	"github.com/usersvc/usersvc/internal/migrate"
 	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/redisx"
+	"github.com/usersvc/usersvc/internal/sqlcgen"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/schema"
 )
@@ -125,11 +133,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer db.Close()
 
+	rdb, err := redisx.Open(redisx.Options{
+		URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
+		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster, Timeout: cfg.RedisTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := redisx.Ping(ctx, rdb); err != nil {
+		// Not fatal: requests without an Idempotency-Key keep working, and Redis may come back.
+		log.Warn("redis is not answering; idempotency keys get 503 and rate limiting follows RATE_LIMIT_ON_REDIS_ERROR until it does", "error", err.Error())
+	}
+
 	handler := httpapi.NewServer(httpapi.Options{
 		Logger: log, Tokens: logx.NewTokenizer(cfg.LogHashSecret),
 		DefaultPageSize: cfg.DefaultPageSize, MaxPageSize: cfg.MaxPageSize,
 		AllowedOrigins: cfg.AllowedOrigins, RequestTimeout: cfg.RequestTimeout,
+		TrustedProxies: cfg.TrustedProxies,
+		RateLimit: httpapi.RateLimit{
+			Limiter: redis_rate.NewLimiter(rdb), KeyPrefix: cfg.RedisKeyPrefix,
+			PerMinute: cfg.RateLimitPerMinute, WritesPerMinute: cfg.RateLimitWritesPerMinute,
+			DenyOnRedisError: cfg.RateLimitOnRedisError == "deny",
+			RedisErrors:      &counters.rateLimitRedisErrors, Rejected: &counters.rateLimited,
+		},
+		Idempotency: idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL),
 	}, users.NewService(db, nil))
+	go purgeIdempotencyKeys(ctx, db, log)
 
 	srv := &http.Server{
 		Addr:              net.JoinHostPort("", strconv.Itoa(cfg.Port)),
@@ -164,6 +194,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	log.Info("stopped")
+	log.Info("stopped", "rate_limited", counters.rateLimited.Load(), "rate_limit_redis_errors", counters.rateLimitRedisErrors.Load())
 	return nil
+}
+
+// counters are process-wide tallies, logged at shutdown until the metrics endpoint exists.
+var counters struct {
+	rateLimitRedisErrors atomic.Int64
+	rateLimited          atomic.Int64
+}
+
+// purgeIdempotencyKeys deletes expired durable idempotency rows, a bounded batch at a time.
+func purgeIdempotencyKeys(ctx context.Context, db *sql.DB, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := sqlcgen.New(db).PurgeExpiredIdempotencyKeys(ctx, time.Now().UTC())
+		if err != nil && ctx.Err() == nil {
+			log.Warn("purge of expired idempotency keys failed", "error", err.Error())
+		} else if n > 0 {
+			log.Info("purged expired idempotency keys", "rows", n)
+		}
+	}
 }

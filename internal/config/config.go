@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -41,6 +42,23 @@ type Config struct {
 	DBConnMaxLifetime time.Duration
 	DBConnMaxIdleTime time.Duration
 
+	// Redis deployment: single node (RedisURL), or cluster / sentinel when their addresses are set.
+	RedisClusterAddrs   []string
+	RedisSentinelAddrs  []string
+	RedisSentinelMaster string
+	RedisKeyPrefix      string
+	RedisTimeout        time.Duration
+
+	RateLimitPerMinute       int
+	RateLimitWritesPerMinute int
+	// RateLimitOnRedisError is "allow" or "deny".
+	RateLimitOnRedisError string
+	// TrustedProxies are CIDRs of load balancers whose X-Forwarded-For is believed.
+	TrustedProxies []string
+
+	IdempotencyTTL         time.Duration
+	IdempotencyInFlightTTL time.Duration
+
 	RequestTimeout    time.Duration
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
@@ -62,7 +80,18 @@ type Variable struct{ Name, Default, Description string }
 var Variables = []Variable{
 	{"APP_ENV", "development", "development or production; production refuses to start without LOG_HASH_SECRET"},
 	{"DATABASE_URL", DefaultDatabaseURL, "MySQL/MariaDB URL mysql://user:pass@host:port/db (mysql+pymysql:// accepted); query parameters become session variables, tls=true|skip-verify|preferred"},
-	{"REDIS_URL", DefaultRedisURL, "Redis URL (validated now; used by idempotency and rate limiting)"},
+	{"REDIS_URL", DefaultRedisURL, "Redis URL redis://[user:pass@]host:port/db (rediss:// for TLS); its credentials also apply to cluster and sentinel"},
+	{"REDIS_CLUSTER_ADDRS", "", "host:port,host:port of a Redis Cluster (replaces REDIS_URL's host)"},
+	{"REDIS_SENTINEL_ADDRS", "", "host:port,... of Redis Sentinels; needs REDIS_SENTINEL_MASTER"},
+	{"REDIS_SENTINEL_MASTER", "", "Sentinel master name"},
+	{"REDIS_KEY_PREFIX", "usersvc", "prefix of every Redis key, so that services can share a Redis"},
+	{"REDIS_TIMEOUT", "500ms", "Redis dial/read/write timeout (a slow Redis fails fast)"},
+	{"RATE_LIMIT_PER_MINUTE", "100", "requests per minute per client IP on /api (GCRA, burst = the same number)"},
+	{"RATE_LIMIT_WRITES_PER_MINUTE", "0", "a stricter limit for POST/PUT/PATCH/DELETE per client IP; 0 = none"},
+	{"RATE_LIMIT_ON_REDIS_ERROR", "allow", "allow or deny requests when Redis cannot be asked"},
+	{"TRUSTED_PROXIES", "", "CIDRs of load balancers; only their X-Forwarded-For is read (right to left)"},
+	{"IDEMPOTENCY_TTL", "24h", "how long a completed Idempotency-Key replays its response"},
+	{"IDEMPOTENCY_IN_FLIGHT_TTL", "30s", "how long a running request holds its key (must exceed REQUEST_TIMEOUT)"},
 	{"PORT", "8000", "HTTP port"},
 	{"DEBUG", "false", "true lowers the log level to debug (personal data is never logged)"},
 	{"LOG_HASH_SECRET", "random per process", "key of the HMAC tokens that replace personal data in logs; at least 32 bytes"},
@@ -103,6 +132,29 @@ func Load(getenv func(string) string) (Config, error) {
 	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 		l.fail("REDIS_URL", "must look like redis://host:6379/0 or rediss://...")
 	}
+	c.RedisClusterAddrs = l.addrs("REDIS_CLUSTER_ADDRS")
+	c.RedisSentinelAddrs = l.addrs("REDIS_SENTINEL_ADDRS")
+	c.RedisSentinelMaster = l.str("REDIS_SENTINEL_MASTER")
+	if len(c.RedisSentinelAddrs) > 0 && c.RedisSentinelMaster == "" {
+		l.fail("REDIS_SENTINEL_MASTER", "is required with REDIS_SENTINEL_ADDRS")
+	}
+	if len(c.RedisSentinelAddrs) > 0 && len(c.RedisClusterAddrs) > 0 {
+		l.fail("REDIS_CLUSTER_ADDRS", "and REDIS_SENTINEL_ADDRS cannot both be set")
+	}
+	c.RedisKeyPrefix = l.str("REDIS_KEY_PREFIX")
+	if strings.ContainsAny(c.RedisKeyPrefix, "{} \t\n") {
+		l.fail("REDIS_KEY_PREFIX", "must not contain braces or spaces")
+	}
+	c.RedisTimeout = l.duration("REDIS_TIMEOUT")
+	c.RateLimitPerMinute = l.intRange("RATE_LIMIT_PER_MINUTE", 1, 1_000_000)
+	c.RateLimitWritesPerMinute = l.intRange("RATE_LIMIT_WRITES_PER_MINUTE", 0, 1_000_000)
+	c.RateLimitOnRedisError = l.str("RATE_LIMIT_ON_REDIS_ERROR")
+	if c.RateLimitOnRedisError != "allow" && c.RateLimitOnRedisError != "deny" {
+		l.fail("RATE_LIMIT_ON_REDIS_ERROR", "must be allow or deny")
+	}
+	c.TrustedProxies = l.cidrs("TRUSTED_PROXIES")
+	c.IdempotencyTTL = l.duration("IDEMPOTENCY_TTL")
+	c.IdempotencyInFlightTTL = l.duration("IDEMPOTENCY_IN_FLIGHT_TTL")
 	c.Port = l.intRange("PORT", 1, 65535)
 	c.Debug = l.boolean("DEBUG")
 	if s := getenv("LOG_HASH_SECRET"); s != "" {
@@ -134,6 +186,12 @@ func Load(getenv func(string) string) (Config, error) {
 	c.ReadTimeout = l.duration("HTTP_READ_TIMEOUT")
 	c.WriteTimeout = l.duration("HTTP_WRITE_TIMEOUT")
 	c.IdleTimeout = l.duration("HTTP_IDLE_TIMEOUT")
+	if c.IdempotencyInFlightTTL <= c.RequestTimeout {
+		l.fail("IDEMPOTENCY_IN_FLIGHT_TTL", "must be longer than REQUEST_TIMEOUT")
+	}
+	if c.IdempotencyTTL < time.Minute {
+		l.fail("IDEMPOTENCY_TTL", "must be at least 1m")
+	}
 	if len(l.errs) > 0 {
 		return Config{}, errors.Join(l.errs...)
 	}
@@ -182,6 +240,43 @@ func (l *loader) duration(name string) time.Duration {
 		l.fail(name, "must be a duration like 30s or 5m")
 	}
 	return d
+}
+
+func (l *loader) addrs(name string) []string {
+	var out []string
+	for _, a := range strings.Split(l.str(name), ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			l.fail(name, fmt.Sprintf("entry %q is not host:port", a))
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func (l *loader) cidrs(name string) []string {
+	var out []string
+	for _, c := range strings.Split(l.str(name), ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		if !strings.Contains(c, "/") {
+			if ip := net.ParseIP(c); ip != nil && ip.To4() != nil {
+				c += "/32"
+			} else if ip != nil {
+				c += "/128"
+			}
+		}
+		if _, _, err := net.ParseCIDR(c); err != nil {
+			l.fail(name, fmt.Sprintf("entry %q is not a CIDR like 10.0.0.0/8", c))
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func (l *loader) origins(name string) []string {

@@ -15,13 +15,19 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/usersvc/usersvc/internal/govid"
 	"github.com/usersvc/usersvc/internal/httpapi"
+	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
 	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/redisx"
 	"github.com/usersvc/usersvc/internal/testdb"
 	"github.com/usersvc/usersvc/internal/users"
 )
@@ -43,11 +49,15 @@ func TestMain(m *testing.M) {
 
 // env is one service on one fresh, migrated database, driven through NewServer.
 type env struct {
-	h     http.Handler
-	svc   *users.Service
-	db    *sql.DB
-	logs  *syncBuffer
-	close func()
+	h           http.Handler
+	svc         *users.Service
+	db          *sql.DB
+	rdb         redis.UniversalClient
+	idem        *idempotency.Store
+	prefix      string
+	logs        *syncBuffer
+	redisErrors *atomic.Int64
+	close       func()
 }
 
 type syncBuffer struct {
@@ -67,7 +77,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func openEnv(prefix string) (*env, error) {
+// envOptions adjust the server of a private environment.
+type envOptions struct {
+	perMinute      int
+	writesPerMin   int
+	redisURL       string // default: TEST_REDIS_URL
+	denyOnRedisErr bool
+	trusted        []string
+}
+
+func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 	cfg, drop, err := testdb.Fresh(context.Background(), prefix)
 	if err != nil {
 		return nil, err
@@ -80,30 +99,55 @@ func openEnv(prefix string) (*env, error) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc := users.NewService(db, nil)
-	h := httpapi.NewServer(httpapi.Options{
+	if o.redisURL == "" {
+		o.redisURL = testdb.RedisURL(t)
+	}
+	if o.perMinute == 0 {
+		o.perMinute = 1_000_000
+	}
+	rdb, err := redisx.Open(redisx.Options{URL: o.redisURL, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		drop()
+		return nil, err
+	}
+	keyPrefix := "usersvc-test-" + strings.ToLower(randLetters(8))
+	e := &env{db: db, logs: logs, svc: svc, rdb: rdb, prefix: keyPrefix, redisErrors: &atomic.Int64{}}
+	e.idem = idempotency.NewStore(rdb, keyPrefix, time.Hour, 30*time.Second)
+	e.h = httpapi.NewServer(httpapi.Options{
 		Logger: log, Tokens: logx.NewTokenizer([]byte("test-secret-test-secret-test-secret")),
 		DefaultPageSize: 10, MaxPageSize: 100, AllowedOrigins: []string{"http://localhost:3000"},
-		RequestTimeout: 10 * time.Second,
+		RequestTimeout: 10 * time.Second, TrustedProxies: o.trusted,
+		RateLimit: httpapi.RateLimit{Limiter: redis_rate.NewLimiter(rdb), KeyPrefix: keyPrefix,
+			PerMinute: o.perMinute, WritesPerMinute: o.writesPerMin, DenyOnRedisError: o.denyOnRedisErr,
+			RedisErrors: e.redisErrors},
+		Idempotency: e.idem,
 	}, svc)
-	return &env{h: h, svc: svc, db: db, logs: logs, close: func() { db.Close(); drop() }}, nil
+	e.close = func() { rdb.Close(); db.Close(); drop() }
+	return e, nil
 }
 
 // newEnv returns the shared environment, or a private one when own is true.
 func newEnv(t *testing.T, own bool) *env {
 	t.Helper()
 	if own {
-		e, err := openEnv("http")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.close)
-		return e
+		return newEnvWith(t, envOptions{})
 	}
-	shared.once.Do(func() { shared.env, shared.err = openEnv("http") })
+	shared.once.Do(func() { shared.env, shared.err = openEnv(t, "http", envOptions{}) })
 	if shared.err != nil {
 		t.Fatal(shared.err)
 	}
 	return shared.env
+}
+
+// newEnvWith returns a private environment with adjusted options.
+func newEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
+	e, err := openEnv(t, "http", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.close)
+	return e
 }
 
 type response struct {

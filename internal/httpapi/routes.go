@@ -16,14 +16,25 @@ func addRoutes(r *gin.Engine, opts Options, svc *users.Service) {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 
+	// Health endpoints above are exempt from rate limiting; everything under /api is limited.
 	v1 := r.Group("/api/v1")
-	v1.POST("/users", handleUserCreate(svc, log))
+	if opts.RateLimit.Limiter != nil {
+		v1.Use(rateLimit(opts.RateLimit, log))
+	}
+	// Writes honour Idempotency-Key (create also the description's idempotency_key field).
+	idem := func(bodyKey bool) gin.HandlerFunc {
+		if opts.Idempotency == nil {
+			return func(c *gin.Context) { c.Next() }
+		}
+		return idempotent(opts.Idempotency, log, bodyKey)
+	}
+	v1.POST("/users", idem(true), handleUserCreate(svc, log))
 	v1.GET("/users", handleUserList(svc, log, pages))
 	v1.GET("/users/search", handleUserSearch(svc, log, pages))
 	v1.GET("/users/:id", handleUserGet(svc, log))
-	v1.PUT("/users/:id", handleUserUpdate(svc, log))
-	v1.PATCH("/users/:id", handleUserUpdate(svc, log))
-	v1.DELETE("/users/:id", handleUserDelete(svc, log))
-	v1.POST("/users/:id/restore", handleUserRestore(svc, log))
+	v1.PUT("/users/:id", idem(false), handleUserUpdate(svc, log))
+	v1.PATCH("/users/:id", idem(false), handleUserUpdate(svc, log))
+	v1.DELETE("/users/:id", idem(false), handleUserDelete(svc, log))
+	v1.POST("/users/:id/restore", idem(false), handleUserRestore(svc, log))
 	v1.GET("/users/:id/audit", handleUserAudit(svc, log, pages))
 }

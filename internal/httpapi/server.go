@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
 	"github.com/usersvc/usersvc/internal/users"
 )
@@ -31,6 +32,13 @@ type Options struct {
 	AllowedOrigins  []string
 	// RequestTimeout bounds the work of one request, database included.
 	RequestTimeout time.Duration
+	// TrustedProxies are CIDRs of load balancers whose X-Forwarded-For is read (right to left,
+	// skipping trusted hops). Empty: the client is the TCP peer.
+	TrustedProxies []string
+	// RateLimit, when its Limiter is set, limits /api requests per client.
+	RateLimit RateLimit
+	// Idempotency, when set, honours Idempotency-Key on every write route.
+	Idempotency *idempotency.Store
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -45,8 +53,11 @@ func NewServer(opts Options, svc *users.Service) http.Handler {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = false
-	// No proxy is trusted until TRUSTED_PROXIES exists: ClientIP is the TCP peer.
-	_ = r.SetTrustedProxies(nil)
+	// Only X-Forwarded-For, and only from trusted proxies (validated by config.Load).
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	if err := r.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		panic(fmt.Sprintf("httpapi: trusted proxies: %v", err))
+	}
 	r.Use(
 		withRequestID(),
 		accessLog(opts.Logger, opts.Tokens),

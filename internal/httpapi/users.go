@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -17,7 +18,39 @@ import (
 // caller builds the audit identity of the request. Until authentication exists the actor is
 // empty (stored as NULL).
 func caller(c *gin.Context) users.Caller {
-	return users.Caller{RequestID: requestID(c)}
+	return users.Caller{RequestID: requestID(c), Idempotency: idempotencyOf(c)}
+}
+
+// writeWriteError answers a failed write. A write refused because its Idempotency-Key was applied
+// earlier (the Redis record was lost) is answered as the original success would have been, from
+// the user's current state, marked Idempotent-Replayed.
+func writeWriteError(c *gin.Context, svc *users.Service, log *slog.Logger, err error) {
+	var applied *users.AppliedError
+	if !errors.As(err, &applied) {
+		writeProblem(c, log, err)
+		return
+	}
+	if !applied.SamePayload {
+		writeProblem(c, log, errKeyReused)
+		return
+	}
+	c.Header("Idempotent-Replayed", "true")
+	if applied.Action == users.ActionDelete {
+		c.JSON(http.StatusOK, gin.H{"message": "User deleted successfully"})
+		return
+	}
+	u, err := svc.Get(c.Request.Context(), applied.UserID)
+	if err != nil {
+		writeProblem(c, log, err)
+		return
+	}
+	status := http.StatusOK
+	if applied.Action == users.ActionCreate {
+		status = http.StatusCreated
+		c.Header("Location", "/api/v1/users/"+u.ID)
+	}
+	c.Header("ETag", etag(u.Version))
+	c.JSON(status, toUserResponse(u))
 }
 
 // userID returns the path id, or false when it cannot name a user (answered as 404 without
@@ -49,9 +82,12 @@ func handleUserCreate(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 			Aadhaar: f.str("aadhaar", nil), PAN: f.str("pan", nil),
 			CurrentAddress: f.str("current_address", nil), PermanentAddress: f.str("permanent_address", nil),
 		}
-		// idempotency_key is part of the contract; its replay semantics live in the Redis layer.
-		if k := f.str("idempotency_key", &empty); k != nil && (*k == "" || len(*k) > 255) && !f.isNull("idempotency_key") {
-			f.verr.Add("idempotency_key", "must be 1 to 255 characters long")
+		// idempotency_key (the description's body form of Idempotency-Key) is honoured by the
+		// idempotent middleware; here it is only checked. null means none.
+		if !f.isNull("idempotency_key") {
+			if k := f.str("idempotency_key", nil); k != nil && !validIdempotencyKey(*k) {
+				f.verr.Add("idempotency_key", "must be 1 to 255 visible ASCII characters")
+			}
 		}
 		nu := users.ParseNewUser(in, svc.Now(), f.verr)
 		if err := f.verr.Err(); err != nil {
@@ -60,7 +96,7 @@ func handleUserCreate(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 		}
 		u, err := svc.Create(c.Request.Context(), caller(c), nu)
 		if err != nil {
-			writeProblem(c, log, err)
+			writeWriteError(c, svc, log, err)
 			return
 		}
 		c.Header("Location", "/api/v1/users/"+u.ID)
@@ -119,7 +155,7 @@ func handleUserUpdate(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 		}
 		u, err := svc.Update(c.Request.Context(), caller(c), id, pre, ch)
 		if err != nil {
-			writeProblem(c, log, err)
+			writeWriteError(c, svc, log, err)
 			return
 		}
 		c.Header("ETag", etag(u.Version))
@@ -135,7 +171,7 @@ func handleUserDelete(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 		}
 		version, err := svc.Delete(c.Request.Context(), caller(c), id, pre)
 		if err != nil {
-			writeProblem(c, log, err)
+			writeWriteError(c, svc, log, err)
 			return
 		}
 		c.Header("ETag", etag(version))
@@ -151,7 +187,7 @@ func handleUserRestore(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 		}
 		u, err := svc.Restore(c.Request.Context(), caller(c), id, pre)
 		if err != nil {
-			writeProblem(c, log, err)
+			writeWriteError(c, svc, log, err)
 			return
 		}
 		c.Header("ETag", etag(u.Version))

@@ -9,6 +9,15 @@ import (
 	"time"
 )
 
+type IdempotencyKey struct {
+	KeyHash     []byte
+	Fingerprint []byte
+	UserID      string
+	Action      string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
 type User struct {
 	ID               string
 	Name             string

@@ -132,3 +132,17 @@ func New(t testing.TB, prefix string) *mysql.Config {
 	t.Cleanup(drop)
 	return cfg
 }
+
+// RedisEnvVar names the variable that points the tests at a Redis server.
+const RedisEnvVar = "TEST_REDIS_URL"
+
+// RedisURL returns the Redis the tests use (`make test` sets TEST_REDIS_URL to the local one).
+// Tests isolate themselves with a random key prefix, never by flushing.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	u := strings.TrimSpace(os.Getenv(RedisEnvVar))
+	if u == "" {
+		t.Fatalf("no test Redis: set %s=redis://127.0.0.1:6379/0 (what `make test` does)", RedisEnvVar)
+	}
+	return u
+}

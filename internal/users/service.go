@@ -1,6 +1,7 @@
 package users
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -66,6 +67,9 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 				return err
 			}
 			action = ActionCreateRestore
+		}
+		if err := recordIdempotency(ctx, q, c, id, ActionCreate, now); err != nil {
+			return err
 		}
 		if err := audit(ctx, q, c, id, action, changed, version, now); err != nil {
 			return err
@@ -201,6 +205,9 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 			verr.Add("secondary_mobile", "must differ from primary_mobile")
 			return verr
 		}
+		if err := recordIdempotency(ctx, q, c, id, ActionUpdate, s.now().UTC()); err != nil {
+			return err
+		}
 		changed := diffFields(cur, next)
 		if len(changed) == 0 {
 			out = cur
@@ -247,6 +254,9 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string, pre Precondit
 		}); err != nil {
 			return err
 		}
+		if err := recordIdempotency(ctx, q, c, id, ActionDelete, now); err != nil {
+			return err
+		}
 		return audit(ctx, q, c, id, ActionDelete, []string{"is_deleted", "is_active"}, version, now)
 	})
 	return version, err
@@ -274,6 +284,9 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 			UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version,
 			ID: id, ExpectedVersion: row.Version,
 		}); err != nil {
+			return err
+		}
+		if err := recordIdempotency(ctx, q, c, id, ActionRestore, now); err != nil {
 			return err
 		}
 		if err := audit(ctx, q, c, id, ActionRestore, []string{"is_deleted", "is_active"}, version, now); err != nil {
@@ -437,6 +450,43 @@ func audit(ctx context.Context, q *sqlcgen.Queries, c Caller, id, action string,
 		UserID: id, Action: action, Actor: nullString(c.Actor), RequestID: nullString(c.RequestID),
 		ChangedFields: strings.Join(fields, ","), Version: version, CreatedAt: now,
 	})
+}
+
+// recordIdempotency writes the durable idempotency row in the change's own transaction. If the
+// key already has a live row, the change was applied before (the Redis record was lost): the
+// transaction is abandoned with an *AppliedError so that nothing is done twice.
+func recordIdempotency(ctx context.Context, q *sqlcgen.Queries, c Caller, userID, action string, now time.Time) error {
+	idem := c.Idempotency
+	if idem == nil {
+		return nil
+	}
+	params := sqlcgen.InsertIdempotencyKeyParams{
+		KeyHash: idem.KeyHash, Fingerprint: idem.Fingerprint, UserID: userID, Action: action,
+		CreatedAt: now, ExpiresAt: now.Add(idem.TTL),
+	}
+	err := q.InsertIdempotencyKey(ctx, params)
+	if duplicateKey(err) != "PRIMARY" {
+		return err
+	}
+	// An expired row from an old use of the key may be replaced.
+	if n, derr := q.DeleteExpiredIdempotencyKey(ctx, sqlcgen.DeleteExpiredIdempotencyKeyParams{KeyHash: idem.KeyHash, ExpiresAt: now}); derr != nil {
+		return derr
+	} else if n == 1 {
+		return q.InsertIdempotencyKey(ctx, params)
+	}
+	row, err := q.GetIdempotencyKey(ctx, sqlcgen.GetIdempotencyKeyParams{KeyHash: idem.KeyHash, ExpiresAt: now})
+	if err != nil {
+		return err
+	}
+	return &AppliedError{UserID: row.UserID, Action: row.Action, SamePayload: bytes.Equal(row.Fingerprint, idem.Fingerprint)}
+}
+
+func duplicateKey(err error) string {
+	var dup *mysqldb.DuplicateKeyError
+	if errors.As(mysqldb.Translate(err), &dup) {
+		return dup.Key
+	}
+	return ""
 }
 
 func isDuplicate(err error) bool {

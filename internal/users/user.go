@@ -75,7 +75,29 @@ const (
 type Caller struct {
 	Actor     string // "" until authentication exists
 	RequestID string
+	// Idempotency, when set, is recorded in the transaction of the change (see AppliedError).
+	Idempotency *Idempotency
 }
+
+// Idempotency identifies a write made under an Idempotency-Key.
+type Idempotency struct {
+	KeyHash     []byte // SHA-256 over caller, method, route and key
+	Fingerprint []byte // SHA-256 of the canonical request
+	TTL         time.Duration
+}
+
+// AppliedError says that the Idempotency-Key was already used for a change that committed
+// earlier, so this request changed nothing. It matches ErrAlreadyApplied.
+type AppliedError struct {
+	UserID      string
+	Action      string
+	SamePayload bool // false: the key was reused for a different request
+}
+
+func (e *AppliedError) Error() string { return "idempotency key already applied (" + e.Action + ")" }
+
+// Is makes errors.Is(err, ErrAlreadyApplied) true.
+func (e *AppliedError) Is(target error) bool { return target == ErrAlreadyApplied }
 
 // Precondition lists the versions a write may apply to (from If-Match or the body's version).
 // The zero value allows any version.
@@ -112,6 +134,7 @@ var (
 	ErrNotDeleted         = errors.New("user is not deleted")
 	ErrConflict           = errors.New("a unique value is already in use")
 	ErrInvalid            = errors.New("invalid input")
+	ErrAlreadyApplied     = errors.New("idempotency key already applied")
 )
 
 // ConflictError names the fields whose values belong to another user. It matches ErrConflict.

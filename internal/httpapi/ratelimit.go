@@ -1,0 +1,98 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-redis/redis_rate/v10"
+)
+
+// RateLimit configures the per-client GCRA limits (github.com/go-redis/redis_rate).
+type RateLimit struct {
+	Limiter   *redis_rate.Limiter
+	KeyPrefix string
+	// PerMinute applies to every /api request; the burst equals PerMinute.
+	PerMinute int
+	// WritesPerMinute, when > 0, also applies to POST, PUT, PATCH and DELETE.
+	WritesPerMinute int
+	// DenyOnRedisError rejects requests (503) when Redis cannot be asked; otherwise they pass.
+	DenyOnRedisError bool
+	// RedisErrors counts the decisions taken without Redis.
+	RedisErrors *atomic.Int64
+	// Rejected counts 429 answers.
+	Rejected *atomic.Int64
+}
+
+type policy struct {
+	name  string
+	key   string
+	limit redis_rate.Limit
+}
+
+// rateLimit answers 429 past the limit, and adds RateLimit-Policy and RateLimit headers
+// (draft-ietf-httpapi-ratelimit-headers) to every limited response.
+func rateLimit(rl RateLimit, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ip := c.ClientIP()
+		policies := []policy{{"default", rl.KeyPrefix + ":rl:{" + ip + "}", redis_rate.PerMinute(rl.PerMinute)}}
+		switch c.Request.Method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+			if rl.WritesPerMinute > 0 {
+				policies = append(policies, policy{"writes", rl.KeyPrefix + ":rlw:{" + ip + "}", redis_rate.PerMinute(rl.WritesPerMinute)})
+			}
+		}
+		var policyHdr, stateHdr string
+		for i, p := range policies {
+			res, err := rl.Limiter.Allow(c.Request.Context(), p.key, p.limit)
+			if err != nil {
+				if rl.RedisErrors != nil {
+					rl.RedisErrors.Add(1)
+				}
+				decision := "allow"
+				if rl.DenyOnRedisError {
+					decision = "deny"
+				}
+				log.WarnContext(c.Request.Context(), "rate limiter unavailable", "request_id", requestID(c), "decision", decision, "error", err.Error())
+				if rl.DenyOnRedisError {
+					writeProblem(c, log, &httpError{status: http.StatusServiceUnavailable, code: "rate_limiter_unavailable",
+						detail: "the rate limiter is unavailable and this service is configured to refuse requests then; retry later",
+						header: map[string]string{"Retry-After": "1"}})
+					return
+				}
+				c.Next()
+				return
+			}
+			if i > 0 {
+				policyHdr += ", "
+				stateHdr += ", "
+			}
+			policyHdr += fmt.Sprintf("%q;q=%d;w=%d", p.name, p.limit.Burst, int(p.limit.Period/time.Second))
+			stateHdr += fmt.Sprintf("%q;r=%d;t=%d", p.name, res.Remaining, ceilSeconds(res.ResetAfter))
+			c.Header("RateLimit-Policy", policyHdr)
+			c.Header("RateLimit", stateHdr)
+			if res.Allowed == 0 {
+				if rl.Rejected != nil {
+					rl.Rejected.Add(1)
+				}
+				writeProblem(c, log, &httpError{status: http.StatusTooManyRequests, code: "rate_limited",
+					detail: fmt.Sprintf("rate limit %q exceeded: %d requests per minute per client", p.name, p.limit.Rate),
+					header: map[string]string{"Retry-After": strconv.Itoa(max(1, ceilSeconds(res.RetryAfter)))}})
+				return
+			}
+		}
+		c.Next()
+	}
+}
+
+func ceilSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(math.Ceil(d.Seconds()))
+}

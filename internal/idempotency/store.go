@@ -1,0 +1,112 @@
+// Package idempotency stores Idempotency-Key records in Redis so that every replica sees them
+// (draft-ietf-httpapi-idempotency-key-header). A record is first an in-flight marker with a short
+// TTL (so that a crashed replica cannot pin a key), then the completed response, kept for the
+// configured TTL and replayed byte for byte.
+package idempotency
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Record states.
+const (
+	StateInFlight = "in_flight"
+	StateDone     = "done"
+)
+
+// Record is what Redis holds for one key.
+type Record struct {
+	State       string            `json:"state"`
+	Fingerprint string            `json:"fp"`
+	Owner       string            `json:"owner,omitempty"`
+	Status      int               `json:"status,omitempty"`
+	Header      map[string]string `json:"header,omitempty"`
+	Body        []byte            `json:"body,omitempty"`
+}
+
+// Store keeps records under "<prefix>:idem:{<key hash>}"; the braces are a Redis Cluster hash tag.
+type Store struct {
+	rdb         redis.UniversalClient
+	prefix      string
+	TTL         time.Duration
+	InFlightTTL time.Duration
+}
+
+// NewStore returns a Store.
+func NewStore(rdb redis.UniversalClient, prefix string, ttl, inFlightTTL time.Duration) *Store {
+	return &Store{rdb: rdb, prefix: prefix, TTL: ttl, InFlightTTL: inFlightTTL}
+}
+
+func (s *Store) key(hash []byte) string { return s.prefix + ":idem:{" + hex.EncodeToString(hash) + "}" }
+
+// Claim is a key this request now owns; Complete or Release it.
+type Claim struct {
+	hash  []byte
+	owner string
+}
+
+// Begin claims the key for a request with the given fingerprint. It returns a Claim when the
+// caller now owns the key, or the existing record (in flight or done) when another request
+// has it.
+func (s *Store) Begin(ctx context.Context, hash []byte, fingerprint string) (*Claim, *Record, error) {
+	ownerBytes := make([]byte, 12)
+	_, _ = rand.Read(ownerBytes)
+	owner := hex.EncodeToString(ownerBytes)
+	marker, _ := json.Marshal(Record{State: StateInFlight, Fingerprint: fingerprint, Owner: owner})
+	for attempt := 0; attempt < 3; attempt++ {
+		ok, err := s.rdb.SetNX(ctx, s.key(hash), marker, s.InFlightTTL).Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("idempotency store: %w", err)
+		}
+		if ok {
+			return &Claim{hash: hash, owner: owner}, nil, nil
+		}
+		raw, err := s.rdb.Get(ctx, s.key(hash)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue // expired between SETNX and GET: try to claim again
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("idempotency store: %w", err)
+		}
+		var rec Record
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return nil, nil, fmt.Errorf("idempotency store: corrupt record: %w", err)
+		}
+		return nil, &rec, nil
+	}
+	return nil, nil, errors.New("idempotency store: key keeps expiring")
+}
+
+// Complete stores the final response for the claimed key for s.TTL.
+func (s *Store) Complete(ctx context.Context, c *Claim, rec Record) error {
+	rec.State, rec.Owner = StateDone, ""
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return s.rdb.Set(ctx, s.key(c.hash), raw, s.TTL).Err()
+}
+
+// releaseScript deletes the key only while it is still this owner's in-flight marker.
+var releaseScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, rec = pcall(cjson.decode, v)
+if ok and rec.state == 'in_flight' and rec.owner == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+// Release gives the key up without a stored response (the request failed in a way a retry
+// should repeat: a 5xx, or the client went away).
+func (s *Store) Release(ctx context.Context, c *Claim) error {
+	return releaseScript.Run(ctx, s.rdb, []string{s.key(c.hash)}, c.owner).Err()
+}

@@ -1,0 +1,17 @@
+-- Durable idempotency records (see schema/users.sql).
+
+-- name: InsertIdempotencyKey :exec
+INSERT INTO idempotency_keys (key_hash, fingerprint, user_id, action, created_at, expires_at)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: GetIdempotencyKey :one
+SELECT key_hash, fingerprint, user_id, action, created_at, expires_at
+FROM idempotency_keys
+WHERE key_hash = ? AND expires_at > ?;
+
+-- An expired row may be replaced by a new request with the same key.
+-- name: DeleteExpiredIdempotencyKey :execrows
+DELETE FROM idempotency_keys WHERE key_hash = ? AND expires_at <= ?;
+
+-- name: PurgeExpiredIdempotencyKeys :execrows
+DELETE FROM idempotency_keys WHERE expires_at <= ? LIMIT 1000;
