@@ -4,6 +4,10 @@
 INSERT INTO idempotency_keys (key_hash, fingerprint, user_id, action, created_at, expires_at)
 VALUES (?, ?, ?, ?, ?, ?);
 
+-- A create that revived a soft-deleted user learns the user's id after recording its key.
+-- name: SetIdempotencyKeyUser :exec
+UPDATE idempotency_keys SET user_id = ? WHERE key_hash = ?;
+
 -- name: GetIdempotencyKey :one
 SELECT key_hash, fingerprint, user_id, action, created_at, expires_at
 FROM idempotency_keys

@@ -342,3 +342,5 @@ func etagOf(t *testing.T, r response) string {
 }
 
 var _ = fmt.Sprint
+
+func jsonEncode(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }

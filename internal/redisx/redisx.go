@@ -6,6 +6,7 @@ package redisx
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,6 +38,9 @@ func Open(o Options) (redis.UniversalClient, error) {
 		WriteTimeout: o.Timeout,
 		PoolTimeout:  o.Timeout,
 		MaxRetries:   1,
+		// Fail fast when Redis is down: one dial per command, not five with back-off.
+		DialerRetries:      1,
+		DialerRetryTimeout: 10 * time.Millisecond,
 	}
 	switch {
 	case len(o.ClusterAddrs) > 0:
@@ -48,6 +52,15 @@ func Open(o Options) (redis.UniversalClient, error) {
 		u.MasterName = o.SentinelMaster
 	}
 	return redis.NewUniversalClient(u), nil
+}
+
+// SetLogger sends go-redis's own diagnostics (connection errors; no keys or values) to log.
+func SetLogger(log *slog.Logger) { redis.SetLogger(slogPrintf{log}) }
+
+type slogPrintf struct{ log *slog.Logger }
+
+func (l slogPrintf) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // Ping checks that Redis answers within the client's timeouts.

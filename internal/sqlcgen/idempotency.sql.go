@@ -92,3 +92,18 @@ func (q *Queries) PurgeExpiredIdempotencyKeys(ctx context.Context, expiresAt tim
 	}
 	return result.RowsAffected()
 }
+
+const setIdempotencyKeyUser = `-- name: SetIdempotencyKeyUser :exec
+UPDATE idempotency_keys SET user_id = ? WHERE key_hash = ?
+`
+
+type SetIdempotencyKeyUserParams struct {
+	UserID  string
+	KeyHash []byte
+}
+
+// A create that revived a soft-deleted user learns the user's id after recording its key.
+func (q *Queries) SetIdempotencyKeyUser(ctx context.Context, arg SetIdempotencyKeyUserParams) error {
+	_, err := q.db.ExecContext(ctx, setIdempotencyKeyUser, arg.UserID, arg.KeyHash)
+	return err
+}

@@ -49,6 +49,11 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
 		now, version := s.now().UTC(), uuid.NewString()
 		id := uuid.NewString()
+		// The key is recorded first, so that a retry of an applied create is recognised before
+		// its duplicate values are.
+		if err := recordIdempotency(ctx, q, c, id, ActionCreate, now); err != nil {
+			return err
+		}
 		action, changed := ActionCreate, createdFields(nu)
 		err := q.InsertUser(ctx, sqlcgen.InsertUserParams{
 			ID: id, Name: nu.Name, Email: nu.Email.Display(), EmailKey: nu.Email.Key(),
@@ -67,9 +72,11 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 				return err
 			}
 			action = ActionCreateRestore
-		}
-		if err := recordIdempotency(ctx, q, c, id, ActionCreate, now); err != nil {
-			return err
+			if c.Idempotency != nil {
+				if err := q.SetIdempotencyKeyUser(ctx, sqlcgen.SetIdempotencyKeyUserParams{UserID: id, KeyHash: c.Idempotency.KeyHash}); err != nil {
+					return err
+				}
+			}
 		}
 		if err := audit(ctx, q, c, id, action, changed, version, now); err != nil {
 			return err
@@ -194,6 +201,9 @@ func (s *Service) Get(ctx context.Context, id string) (User, error) {
 func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondition, ch Changes) (User, error) {
 	var out User
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+		if err := recordIdempotency(ctx, q, c, id, ActionUpdate, s.now().UTC()); err != nil {
+			return err
+		}
 		row, err := lockLive(ctx, q, id, pre)
 		if err != nil {
 			return err
@@ -204,9 +214,6 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 			verr := &ValidationError{}
 			verr.Add("secondary_mobile", "must differ from primary_mobile")
 			return verr
-		}
-		if err := recordIdempotency(ctx, q, c, id, ActionUpdate, s.now().UTC()); err != nil {
-			return err
 		}
 		changed := diffFields(cur, next)
 		if len(changed) == 0 {
@@ -241,20 +248,20 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 func (s *Service) Delete(ctx context.Context, c Caller, id string, pre Precondition) (string, error) {
 	var version string
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+		now := s.now().UTC()
+		if err := recordIdempotency(ctx, q, c, id, ActionDelete, now); err != nil {
+			return err
+		}
 		row, err := lockLive(ctx, q, id, pre)
 		if err != nil {
 			return err
 		}
-		now := s.now().UTC()
 		version = uuid.NewString()
 		if _, err := q.SoftDeleteUser(ctx, sqlcgen.SoftDeleteUserParams{
 			DeletedAt: sql.NullTime{Time: now, Valid: true}, DeletedBy: nullString(c.Actor),
 			UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version,
 			ID: id, ExpectedVersion: row.Version,
 		}); err != nil {
-			return err
-		}
-		if err := recordIdempotency(ctx, q, c, id, ActionDelete, now); err != nil {
 			return err
 		}
 		return audit(ctx, q, c, id, ActionDelete, []string{"is_deleted", "is_active"}, version, now)
@@ -266,6 +273,9 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string, pre Precondit
 func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondition) (User, error) {
 	var out User
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+		if err := recordIdempotency(ctx, q, c, id, ActionRestore, s.now().UTC()); err != nil {
+			return err
+		}
 		row, err := q.LockUser(ctx, id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
@@ -284,9 +294,6 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 			UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version,
 			ID: id, ExpectedVersion: row.Version,
 		}); err != nil {
-			return err
-		}
-		if err := recordIdempotency(ctx, q, c, id, ActionRestore, now); err != nil {
 			return err
 		}
 		if err := audit(ctx, q, c, id, ActionRestore, []string{"is_deleted", "is_active"}, version, now); err != nil {
