@@ -158,7 +158,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			DenyOnRedisError: cfg.RateLimitOnRedisError == "deny",
 			RedisErrors:      &counters.rateLimitRedisErrors, Rejected: &counters.rateLimited,
 		},
-		Idempotency: idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL),
+		Idempotency: idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL, cfg.IdempotencyWait),
 	}, users.NewService(db, nil))
 	go purgeIdempotencyKeys(ctx, db, log)
 

@@ -58,6 +58,7 @@ type Config struct {
 
 	IdempotencyTTL         time.Duration
 	IdempotencyInFlightTTL time.Duration
+	IdempotencyWait        time.Duration
 
 	RequestTimeout    time.Duration
 	ShutdownTimeout   time.Duration
@@ -92,6 +93,7 @@ var Variables = []Variable{
 	{"TRUSTED_PROXIES", "", "CIDRs of load balancers; only their X-Forwarded-For is read (right to left)"},
 	{"IDEMPOTENCY_TTL", "24h", "how long a completed Idempotency-Key replays its response"},
 	{"IDEMPOTENCY_IN_FLIGHT_TTL", "30s", "how long a running request holds its key (must exceed REQUEST_TIMEOUT)"},
+	{"IDEMPOTENCY_IN_FLIGHT_WAIT", "2s", "how long a repeat of a running request waits to replay its answer before 409"},
 	{"PORT", "8000", "HTTP port"},
 	{"DEBUG", "false", "true lowers the log level to debug (personal data is never logged)"},
 	{"LOG_HASH_SECRET", "random per process", "key of the HMAC tokens that replace personal data in logs; at least 32 bytes"},
@@ -155,6 +157,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.TrustedProxies = l.cidrs("TRUSTED_PROXIES")
 	c.IdempotencyTTL = l.duration("IDEMPOTENCY_TTL")
 	c.IdempotencyInFlightTTL = l.duration("IDEMPOTENCY_IN_FLIGHT_TTL")
+	c.IdempotencyWait = l.duration("IDEMPOTENCY_IN_FLIGHT_WAIT")
 	c.Port = l.intRange("PORT", 1, 65535)
 	c.Debug = l.boolean("DEBUG")
 	if s := getenv("LOG_HASH_SECRET"); s != "" {

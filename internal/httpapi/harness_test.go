@@ -112,7 +112,7 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 	}
 	keyPrefix := "usersvc-test-" + strings.ToLower(randLetters(8))
 	e := &env{db: db, logs: logs, svc: svc, rdb: rdb, prefix: keyPrefix, redisErrors: &atomic.Int64{}}
-	e.idem = idempotency.NewStore(rdb, keyPrefix, time.Hour, 30*time.Second)
+	e.idem = idempotency.NewStore(rdb, keyPrefix, time.Hour, 30*time.Second, 500*time.Millisecond)
 	e.h = httpapi.NewServer(httpapi.Options{
 		Logger: log, Tokens: logx.NewTokenizer([]byte("test-secret-test-secret-test-secret")),
 		DefaultPageSize: 10, MaxPageSize: 100, AllowedOrigins: []string{"http://localhost:3000"},

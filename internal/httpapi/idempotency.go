@@ -72,7 +72,7 @@ func idempotent(store *idempotency.Store, log *slog.Logger, bodyKey bool) gin.Ha
 		fp := fingerprint(body, c.GetHeader("If-Match"))
 		c.Header("Idempotency-Key-TTL", strconv.Itoa(int(store.TTL/time.Second)))
 
-		claim, rec, err := store.Begin(c.Request.Context(), hash[:], hex.EncodeToString(fp))
+		claim, rec, err := store.BeginOrWait(c.Request.Context(), hash[:], hex.EncodeToString(fp))
 		switch {
 		case err != nil:
 			log.WarnContext(c.Request.Context(), "idempotency store unavailable", "request_id", requestID(c), "error", err.Error())

@@ -18,7 +18,7 @@ func TestCreateNormalisesAndGetReturnsIt(t *testing.T) {
 		"pan", strings.ToLower(pan),
 		"primary_mobile", "+91 "+mob[:5]+" "+mob[5:],
 		"secondary_mobile", "8765432109",
-		"idempotency_key", "550e8400-e29b-41d4-a716-446655440000",
+		"idempotency_key", "550e8400-e29b-41d4-a716-"+strings.ToLower(randLetters(12)),
 	)
 	r := e.do(t, "POST", "/api/v1/users/", in)
 	if r.Code != http.StatusCreated {

@@ -38,11 +38,14 @@ type Store struct {
 	prefix      string
 	TTL         time.Duration
 	InFlightTTL time.Duration
+	// Wait is how long a request that finds its key in flight waits for the first request to
+	// finish (and then replays its response) before answering 409.
+	Wait time.Duration
 }
 
 // NewStore returns a Store.
-func NewStore(rdb redis.UniversalClient, prefix string, ttl, inFlightTTL time.Duration) *Store {
-	return &Store{rdb: rdb, prefix: prefix, TTL: ttl, InFlightTTL: inFlightTTL}
+func NewStore(rdb redis.UniversalClient, prefix string, ttl, inFlightTTL, wait time.Duration) *Store {
+	return &Store{rdb: rdb, prefix: prefix, TTL: ttl, InFlightTTL: inFlightTTL, Wait: wait}
 }
 
 func (s *Store) key(hash []byte) string { return s.prefix + ":idem:{" + hex.EncodeToString(hash) + "}" }
@@ -83,6 +86,24 @@ func (s *Store) Begin(ctx context.Context, hash []byte, fingerprint string) (*Cl
 		return nil, &rec, nil
 	}
 	return nil, nil, errors.New("idempotency store: key keeps expiring")
+}
+
+// BeginOrWait is Begin, except that a key found in flight is polled for up to s.Wait: if the
+// first request finishes meanwhile, its record is returned for replay; if its marker vanishes
+// (it failed and released the key), the key is claimed.
+func (s *Store) BeginOrWait(ctx context.Context, hash []byte, fingerprint string) (*Claim, *Record, error) {
+	deadline := time.Now().Add(s.Wait)
+	for {
+		claim, rec, err := s.Begin(ctx, hash, fingerprint)
+		if err != nil || claim != nil || rec.State != StateInFlight || rec.Fingerprint != fingerprint || !time.Now().Before(deadline) {
+			return claim, rec, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, rec, nil
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
 }
 
 // Complete stores the final response for the claimed key for s.TTL.
