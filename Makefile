@@ -13,7 +13,7 @@ export TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 SQLC     := $(GO) tool -modfile=tools/sqlc/go.mod sqlc
 GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 
-.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check ci
+.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster ci
 
 ## run: build, migrate the database declaratively, serve the API on :8000
 run: build
@@ -48,6 +48,10 @@ generate:
 check-generated:
 	$(SQLC) diff
 	$(SQLC) vet
+
+## cluster: three replicas + nginx on 127.0.0.1:8080 (needs nginx: apt-get install nginx-light)
+cluster: build
+	deploy/cluster.sh
 
 ## readme-check: run the README's curl examples against a fresh database and the real binary
 readme-check: build

@@ -3,13 +3,11 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +20,6 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/usersvc/usersvc/internal/govid"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
@@ -202,52 +199,11 @@ func (e *env) do(t *testing.T, method, path string, body any, headers ...string)
 // person is a valid create request with unique identifiers.
 type person map[string]any
 
-func randDigits(n int) string {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		d, _ := rand.Int(rand.Reader, big.NewInt(10))
-		b.WriteByte(byte('0' + d.Int64()))
-	}
-	return b.String()
-}
+func randLetters(n int) string { return testdb.Letters(n) }
 
-func randLetters(n int) string {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		d, _ := rand.Int(rand.Reader, big.NewInt(26))
-		b.WriteByte(byte('A' + d.Int64()))
-	}
-	return b.String()
-}
-
-// newAadhaar makes a valid Aadhaar starting 9999, as domain-rules.md recommends for fixtures.
-func newAadhaar() string {
-	for {
-		payload := "9999" + randDigits(7)
-		full := payload + string(govid.VerhoeffCheckDigit(payload))
-		if _, err := govid.ParseAadhaar(full); err == nil {
-			return full
-		}
-	}
-}
-
-func newPAN() string {
-	for {
-		p := randLetters(3) + "P" + randLetters(1) + randDigits(4) + randLetters(1)
-		if _, err := govid.ParsePAN(p); err == nil {
-			return p
-		}
-	}
-}
-
-func newMobile() string {
-	for {
-		m := "98" + randDigits(8)
-		if _, err := users.ParseMobile(m); err == nil {
-			return m
-		}
-	}
-}
+func newAadhaar() string { return testdb.Aadhaar() }
+func newPAN() string     { return testdb.PAN() }
+func newMobile() string  { return testdb.Mobile() }
 
 func newPerson() person {
 	tag := strings.ToLower(randLetters(10))

@@ -1,0 +1,224 @@
+// Package e2e runs the real usersvc binary as a fleet of replicas, with real Redis (single node
+// and a three-master Redis Cluster started here from redis-server) and a real nginx in front.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/usersvc/usersvc/internal/testdb"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "usersvc-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "usersvc")
+	build := exec.Command("go", "build", "-o", binary, "github.com/usersvc/usersvc/cmd/usersvc")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build usersvc:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func dbURL(cfg *mysql.Config) string {
+	auth := cfg.User
+	if cfg.Passwd != "" {
+		auth += ":" + cfg.Passwd
+	}
+	return fmt.Sprintf("mysql://%s@%s/%s", auth, cfg.Addr, cfg.DBName)
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// process runs a command until the test ends (SIGTERM, then SIGKILL).
+func process(t *testing.T, name string, cmd *exec.Cmd) *syncBuf {
+	t.Helper()
+	out := &syncBuf{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, lastLines(out.String(), 30))
+		}
+	})
+	return out
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered", url)
+}
+
+// fleet starts n replicas of the binary on one fresh database with the given environment.
+func fleet(t *testing.T, n int, env map[string]string) []string {
+	t.Helper()
+	cfg := testdb.New(t, "fleet")
+	var bases []string
+	for i := 0; i < n; i++ {
+		port := freePort(t)
+		cmd := exec.Command(binary, "serve")
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL(cfg), fmt.Sprintf("PORT=%d", port),
+			"LOG_HASH_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e")
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		process(t, fmt.Sprintf("replica %d", i), cmd)
+		base := fmt.Sprintf("http://127.0.0.1:%d", port)
+		waitHTTP(t, base+"/healthz")
+		bases = append(bases, base)
+	}
+	return bases
+}
+
+// redisServer starts a redis-server on port with extra arguments.
+func redisServer(t *testing.T, port int, dir string, args ...string) *exec.Cmd {
+	t.Helper()
+	all := append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--daemonize", "no"}, args...)
+	cmd := exec.Command("redis-server", all...)
+	process(t, fmt.Sprintf("redis %d", port), cmd)
+	for i := 0; i < 100; i++ {
+		if out, err := exec.Command("redis-cli", "-p", fmt.Sprint(port), "ping").Output(); err == nil && strings.TrimSpace(string(out)) == "PONG" {
+			return cmd
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("redis on %d did not start", port)
+	return nil
+}
+
+// redisCluster starts three masters in cluster mode and joins them; it returns their addresses.
+func redisCluster(t *testing.T) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		port := freePort(t)
+		redisServer(t, port, dir, "--cluster-enabled", "yes", "--cluster-config-file", fmt.Sprintf("nodes-%d.conf", port),
+			"--cluster-node-timeout", "2000")
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	create := exec.Command("redis-cli", append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...)
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for i := 0; i < 100; i++ {
+		ok := true
+		for _, a := range addrs {
+			port := a[strings.LastIndexByte(a, ':')+1:]
+			out, _ := exec.Command("redis-cli", "-p", port, "cluster", "info").Output()
+			ok = ok && strings.Contains(string(out), "cluster_state:ok")
+		}
+		if ok {
+			return addrs
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("redis cluster never reached cluster_state:ok")
+	return nil
+}
+
+type result struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+func do(t *testing.T, client *http.Client, method, url, body string, headers ...string) result {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return result{code: -1, body: err.Error()}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return result{code: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// userJSON is a valid create body with random unique values.
+func userJSON() string {
+	tag := strings.ToLower(testdb.Letters(10))
+	return fmt.Sprintf(`{"name":"Fleet User %s","email":"fleet.%s@example.com","primary_mobile":"%s","aadhaar":"%s","pan":"%s",
+		"date_of_birth":"1990-01-01","place_of_birth":"Pune","current_address":"1 Long Road, Pune 411001",
+		"permanent_address":"1 Long Road, Pune 411001"}`, tag, tag, testdb.Mobile(), testdb.Aadhaar(), testdb.PAN())
+}
