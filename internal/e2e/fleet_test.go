@@ -216,3 +216,41 @@ func TestThroughNginx(t *testing.T) {
 		t.Errorf("create through nginx: %d %s", r.code, r.body)
 	}
 }
+
+// TestSentinel: the service finds its Redis primary through Redis Sentinel.
+func TestSentinel(t *testing.T) {
+	dir := t.TempDir()
+	primary := freePort(t)
+	redisServer(t, primary, dir)
+	sentinelPort := freePort(t)
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor usersvc-primary 127.0.0.1 %d 1\n", sentinelPort, dir, primary)
+	if err := os.WriteFile(dir+"/sentinel.conf", []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	process(t, "sentinel", exec.Command("redis-server", dir+"/sentinel.conf", "--sentinel"))
+	for i := 0; ; i++ {
+		out, _ := exec.Command("redis-cli", "-p", fmt.Sprint(sentinelPort), "sentinel", "get-master-addr-by-name", "usersvc-primary").Output()
+		if strings.Contains(string(out), fmt.Sprint(primary)) {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("sentinel does not know the primary: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	bases := fleet(t, 1, map[string]string{
+		"REDIS_SENTINEL_ADDRS": fmt.Sprintf("127.0.0.1:%d", sentinelPort), "REDIS_SENTINEL_MASTER": "usersvc-primary",
+		"RATE_LIMIT_ON_REDIS_ERROR": "deny", // a request only passes if Redis, found via Sentinel, answers
+	})
+	client := &http.Client{Timeout: 10 * time.Second}
+	body, key := userJSON(), "sentinel-"+testdb.Letters(8)
+	first := do(t, client, "POST", bases[0]+"/api/v1/users/", body, "Idempotency-Key", key)
+	second := do(t, client, "POST", bases[0]+"/api/v1/users/", body, "Idempotency-Key", key)
+	if first.code != 201 || second.code != 201 || second.body != first.body || second.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("through sentinel: %d %d %s", first.code, second.code, second.body)
+	}
+	out, err := exec.Command("redis-cli", "-p", fmt.Sprint(primary), "--scan", "--pattern", "usersvc:idem:*").Output()
+	if err != nil || !strings.Contains(string(out), "usersvc:idem:{") {
+		t.Errorf("record not in the sentinel's primary: %q %v", out, err)
+	}
+}
