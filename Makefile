@@ -15,10 +15,12 @@ GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 
 .PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster ci
 
-## run: build, migrate the database declaratively, serve the API on :8000
+## run: build, migrate the database declaratively, create local secrets and an API key
+## (.env.local, git-ignored), serve the API on :8000
 run: build
 	./$(BIN) migrate
-	./$(BIN) serve
+	./$(BIN) dev-init --env-file .env.local
+	set -a && . ./.env.local && set +a && exec ./$(BIN) serve
 
 build:
 	$(GO) build -ldflags "-X github.com/usersvc/usersvc/internal/app.Version=$(VERSION)" -o $(BIN) ./cmd/usersvc

@@ -106,3 +106,9 @@ WHERE is_deleted = FALSE
   AND (name LIKE sqlc.arg(name_pattern) ESCAPE '!' OR email LIKE sqlc.arg(email_pattern) ESCAPE '!')
 ORDER BY created_at DESC, id DESC
 LIMIT ? OFFSET ?;
+
+-- name: GetLiveUserByAadhaar :one
+SELECT id FROM users WHERE aadhaar = ? AND is_deleted = FALSE;
+
+-- name: GetLiveUserByPAN :one
+SELECT id FROM users WHERE pan = ? AND is_deleted = FALSE;

@@ -79,3 +79,18 @@ CREATE TABLE idempotency_keys (
   PRIMARY KEY (key_hash),
   KEY idx_idempotency_keys_expires (expires_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- api_keys: bearer keys for clients. The key itself is never stored: only the SHA-256 of its
+-- random secret part (the secret has 256 bits of entropy, so a fast hash is enough).
+CREATE TABLE api_keys (
+  id           CHAR(12)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  name         VARCHAR(100) NOT NULL,
+  secret_hash  BINARY(32)   NOT NULL,
+  -- Space-separated scopes, e.g. "users:read users:write".
+  scopes       VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  created_at   DATETIME(6)  NOT NULL,
+  last_used_at DATETIME(6)  NULL,
+  revoked_at   DATETIME(6)  NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY uq_api_keys_name (name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

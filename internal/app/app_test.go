@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/usersvc/usersvc/internal/app"
+	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/testdb"
 )
@@ -124,7 +125,19 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	body := `{"name":"Drain Test","email":"drain@example.com","primary_mobile":"9876543210","aadhaar":"234123412346",
 		"pan":"AAPPV8261K","date_of_birth":"1990-01-01","place_of_birth":"Pune","current_address":"1 Long Road, Pune 411001",
 		"permanent_address":"1 Long Road, Pune 411001"}`
-	resp, err := http.Post(base+"/api/v1/users/", "application/json", strings.NewReader(body))
+	db, err := mysqldb.Open(context.Background(), cfg, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key, _, err := auth.Create(context.Background(), db, "drain", auth.AllScopes, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	post, _ := http.NewRequest("POST", base+"/api/v1/users/", strings.NewReader(body))
+	post.Header.Set("Content-Type", "application/json")
+	post.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(post)
 	if err != nil || resp.StatusCode != 201 {
 		t.Fatalf("create: %v %v", resp, err)
 	}
@@ -133,11 +146,6 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	id := loc[strings.LastIndex(loc, "/")+1:]
 
 	// Hold the user's row lock from outside.
-	db, err := mysqldb.Open(context.Background(), cfg, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	tx, err := db.BeginTx(context.Background(), &sql.TxOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +162,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		defer wg.Done()
 		req, _ := http.NewRequest("PUT", base+"/api/v1/users/"+id, strings.NewReader(`{"name":"Drained Name"}`))
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			reqErr = err

@@ -60,6 +60,13 @@ type Config struct {
 	IdempotencyInFlightTTL time.Duration
 	IdempotencyWait        time.Duration
 
+	// JWT bearer verification (optional).
+	JWTHS256Secret []byte
+	JWTJWKSURL     string
+	JWTIssuer      string
+	JWTAudience    string
+	JWTScopesClaim string
+
 	RequestTimeout    time.Duration
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
@@ -97,6 +104,11 @@ var Variables = []Variable{
 	{"PORT", "8000", "HTTP port"},
 	{"DEBUG", "false", "true lowers the log level to debug (personal data is never logged)"},
 	{"LOG_HASH_SECRET", "random per process", "key of the HMAC tokens that replace personal data in logs; at least 32 bytes"},
+	{"JWT_HS256_SECRET", "", "accept HS256 JWTs signed with this secret (>= 32 characters)"},
+	{"JWT_JWKS_URL", "", "accept RS256/ES256 JWTs whose keys this JWKS URL publishes"},
+	{"JWT_ISSUER", "", "required iss of JWTs (required when JWTs are enabled)"},
+	{"JWT_AUDIENCE", "", "required aud of JWTs (required when JWTs are enabled)"},
+	{"JWT_SCOPES_CLAIM", "scope", "JWT claim holding scopes (space-separated string or list)"},
 	{"DEFAULT_PAGE_SIZE", "10", "page size when page_size is not given"},
 	{"MAX_PAGE_SIZE", "100", "largest page_size accepted"},
 	{"ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:8080", "CORS origins, comma-separated or a JSON list; * allows any"},
@@ -172,6 +184,22 @@ func Load(getenv func(string) string) (Config, error) {
 		c.LogHashSecret = make([]byte, 32)
 		_, _ = rand.Read(c.LogHashSecret)
 		c.LogHashSecretGenerated = true
+	}
+	if s := getenv("JWT_HS256_SECRET"); s != "" {
+		if len(s) < 32 {
+			l.fail("JWT_HS256_SECRET", "must be at least 32 characters")
+		}
+		c.JWTHS256Secret = []byte(s)
+	}
+	c.JWTJWKSURL = l.str("JWT_JWKS_URL")
+	if c.JWTJWKSURL != "" {
+		if u, err := url.Parse(c.JWTJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			l.fail("JWT_JWKS_URL", "must be an http(s) URL")
+		}
+	}
+	c.JWTIssuer, c.JWTAudience, c.JWTScopesClaim = l.str("JWT_ISSUER"), l.str("JWT_AUDIENCE"), l.str("JWT_SCOPES_CLAIM")
+	if (len(c.JWTHS256Secret) > 0 || c.JWTJWKSURL != "") && (c.JWTIssuer == "" || c.JWTAudience == "") {
+		l.fail("JWT_ISSUER", "and JWT_AUDIENCE are required when JWT_HS256_SECRET or JWT_JWKS_URL is set")
 	}
 	c.MaxPageSize = l.intRange("MAX_PAGE_SIZE", 1, 1000)
 	c.DefaultPageSize = l.intRange("DEFAULT_PAGE_SIZE", 1, 1000)

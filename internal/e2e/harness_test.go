@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/testdb"
 )
 
@@ -115,10 +116,26 @@ func waitHTTP(t *testing.T, url string) {
 	t.Fatalf("%s never answered", url)
 }
 
-// fleet starts n replicas of the binary on one fresh database with the given environment.
+// bearer is the Authorization value do sends; fleet sets it to a key with every scope.
+var bearer string
+
+// fleet starts n replicas of the binary on one fresh database with the given environment, and
+// creates an API key with every scope through the binary's own CLI.
 func fleet(t *testing.T, n int, env map[string]string) []string {
 	t.Helper()
 	cfg := testdb.New(t, "fleet")
+	create := exec.Command(binary, "apikey", "create", "--name", "e2e", "--scopes", strings.Join(auth.AllScopes, ","))
+	create.Env = append(os.Environ(), "DATABASE_URL="+dbURL(cfg))
+	var stderr bytes.Buffer
+	create.Stderr = &stderr
+	key, err := create.Output()
+	if err != nil {
+		t.Fatalf("apikey create: %v %s", err, stderr.String())
+	}
+	if lines := strings.Split(strings.TrimSpace(string(key)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], auth.KeyPrefix) {
+		t.Fatalf("apikey create printed more than the key on stdout: %q", key)
+	}
+	bearer = "Bearer " + strings.TrimSpace(string(key))
 	var bases []string
 	for i := 0; i < n; i++ {
 		port := freePort(t)
@@ -202,6 +219,9 @@ func do(t *testing.T, client *http.Client, method, url, body string, headers ...
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", bearer)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

@@ -85,6 +85,7 @@ var (
 		immutable: set("date_of_birth", "aadhaar", "pan", "place_of_birth"),
 	}
 	versionOnlyPolicy = fieldPolicy{allowed: set("version")}
+	lookupPolicy      = fieldPolicy{allowed: set("aadhaar", "pan")}
 )
 
 func set(names ...string) map[string]bool {

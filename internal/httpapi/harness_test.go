@@ -20,6 +20,7 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
@@ -54,6 +55,8 @@ type env struct {
 	prefix      string
 	logs        *syncBuffer
 	redisErrors *atomic.Int64
+	keys        *auth.KeyStore
+	key, keyID  string // an API key with every scope, sent by do unless a test sends its own
 	close       func()
 }
 
@@ -81,6 +84,7 @@ type envOptions struct {
 	redisURL       string // default: TEST_REDIS_URL
 	denyOnRedisErr bool
 	trusted        []string
+	jwt            *auth.JWTConfig
 }
 
 func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
@@ -109,8 +113,19 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 	}
 	keyPrefix := "usersvc-test-" + strings.ToLower(randLetters(8))
 	e := &env{db: db, logs: logs, svc: svc, rdb: rdb, prefix: keyPrefix, redisErrors: &atomic.Int64{}}
+	e.keys = auth.NewKeyStore(db)
+	e.keys.CacheTTL = 0 // revocations take effect at once in tests
+	if e.key, e.keyID, err = auth.Create(context.Background(), db, "test-all", auth.AllScopes, time.Now()); err != nil {
+		drop()
+		return nil, err
+	}
+	var jwtV auth.Verifier
+	if o.jwt != nil {
+		jwtV = auth.NewJWTVerifier(*o.jwt)
+	}
 	e.idem = idempotency.NewStore(rdb, keyPrefix, time.Hour, 30*time.Second, 500*time.Millisecond)
 	e.h = httpapi.NewServer(httpapi.Options{
+		Auth:   auth.NewAuthenticator(e.keys, jwtV),
 		Logger: log, Tokens: logx.NewTokenizer([]byte("test-secret-test-secret-test-secret")),
 		DefaultPageSize: 10, MaxPageSize: 100, AllowedOrigins: []string{"http://localhost:3000"},
 		RequestTimeout: 10 * time.Second, TrustedProxies: o.trusted,
@@ -184,6 +199,7 @@ func (e *env) do(t *testing.T, method, path string, body any, headers ...string)
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+e.key)
 	for i := 0; i+1 < len(headers); i += 2 {
 		if headers[i+1] == "" {
 			req.Header.Del(headers[i])
@@ -300,3 +316,13 @@ func etagOf(t *testing.T, r response) string {
 var _ = fmt.Sprint
 
 func jsonEncode(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// keyWith creates an API key with the given scopes and returns its Authorization header value.
+func (e *env) keyWith(t *testing.T, scopes ...string) string {
+	t.Helper()
+	key, _, err := auth.Create(context.Background(), e.db, "k-"+randLetters(10), scopes, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "Bearer " + key
+}

@@ -25,8 +25,8 @@ const idempotencyCtxKey = "idempotency"
 var replayedHeaders = []string{"Content-Type", "ETag", "Location"}
 
 // idempotent implements Idempotency-Key for one write route. bodyKey enables the description's
-// idempotency_key body field (create only). The record is scoped to the caller (the client IP
-// until authentication exists), the method, the route and the path id.
+// idempotency_key body field (create only). The record is scoped to the caller (the
+// authenticated principal), the method, the route and the path id.
 func idempotent(store *idempotency.Store, log *slog.Logger, bodyKey bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		key := c.GetHeader("Idempotency-Key")
@@ -68,7 +68,7 @@ func idempotent(store *idempotency.Store, log *slog.Logger, bodyKey bool) gin.Ha
 				"Idempotency-Key must be 1 to 255 visible ASCII characters"))
 			return
 		}
-		hash := sha256.Sum256([]byte(c.ClientIP() + "\x00" + c.Request.Method + "\x00" + c.FullPath() + "\x00" + c.Param("id") + "\x00" + key))
+		hash := sha256.Sum256([]byte(principalOf(c).ID + "\x00" + c.Request.Method + "\x00" + c.FullPath() + "\x00" + c.Param("id") + "\x00" + key))
 		fp := fingerprint(body, c.GetHeader("If-Match"))
 		c.Header("Idempotency-Key-TTL", strconv.Itoa(int(store.TTL/time.Second)))
 

@@ -5,36 +5,71 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/users"
 )
+
+// RouteScope is one API route and the scope it requires.
+type RouteScope struct{ Method, Path, Scope string }
+
+type route struct {
+	RouteScope
+	// idem: the route is a write that honours Idempotency-Key; bodyKey: also the body field.
+	idem, bodyKey bool
+	handler       gin.HandlerFunc
+}
+
+// routeTable lists every /api route with its scope. It is the single source for registration,
+// for Routes (which the tests check against the README), and for authorization.
+func routeTable(opts Options, svc *users.Service) []route {
+	log := opts.Logger
+	pages := pageRules{def: opts.DefaultPageSize, max: opts.MaxPageSize}
+	r := func(method, path, scope string, h gin.HandlerFunc) route {
+		return route{RouteScope: RouteScope{method, path, scope}, handler: h}
+	}
+	write := func(rt route, bodyKey bool) route { rt.idem, rt.bodyKey = true, bodyKey; return rt }
+	return []route{
+		write(r(http.MethodPost, "/api/v1/users", auth.ScopeUsersWrite, handleUserCreate(svc, log)), true),
+		r(http.MethodGet, "/api/v1/users", auth.ScopeUsersRead, handleUserList(svc, log, pages)),
+		r(http.MethodGet, "/api/v1/users/search", auth.ScopeUsersRead, handleUserSearch(svc, log, pages)),
+		r(http.MethodPost, "/api/v1/users/lookup", auth.ScopeUsersPII, handleUserLookup(svc, log)),
+		r(http.MethodGet, "/api/v1/users/:id", auth.ScopeUsersRead, handleUserGet(svc, log)),
+		write(r(http.MethodPut, "/api/v1/users/:id", auth.ScopeUsersWrite, handleUserUpdate(svc, log)), false),
+		write(r(http.MethodPatch, "/api/v1/users/:id", auth.ScopeUsersWrite, handleUserUpdate(svc, log)), false),
+		write(r(http.MethodDelete, "/api/v1/users/:id", auth.ScopeUsersDelete, handleUserDelete(svc, log)), false),
+		write(r(http.MethodPost, "/api/v1/users/:id/restore", auth.ScopeUsersDelete, handleUserRestore(svc, log)), false),
+		r(http.MethodGet, "/api/v1/users/:id/audit", auth.ScopeAuditRead, handleUserAudit(svc, log, pages)),
+	}
+}
+
+// Routes returns every /api route with the scope it needs.
+func Routes() []RouteScope {
+	var out []RouteScope
+	for _, rt := range routeTable(Options{}, nil) {
+		out = append(out, rt.RouteScope)
+	}
+	return out
+}
 
 // addRoutes is the only place routes are registered. Every route also answers with a trailing
 // slash (see trimTrailingSlash).
 func addRoutes(r *gin.Engine, opts Options, svc *users.Service) {
 	log := opts.Logger
-	pages := pageRules{def: opts.DefaultPageSize, max: opts.MaxPageSize}
-
+	// Health is public and unlimited: it carries no personal data.
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 
-	// Health endpoints above are exempt from rate limiting; everything under /api is limited.
-	v1 := r.Group("/api/v1")
+	// Everything under /api: rate limit (per client IP, before authentication, so that guessing
+	// keys is limited too), then authentication, then per-route scope and idempotency.
+	api := r.Group("")
 	if opts.RateLimit.Limiter != nil {
-		v1.Use(rateLimit(opts.RateLimit, log))
+		api.Use(rateLimit(opts.RateLimit, log))
 	}
-	// Writes honour Idempotency-Key (create also the description's idempotency_key field).
-	idem := func(bodyKey bool) gin.HandlerFunc {
-		if opts.Idempotency == nil {
-			return func(c *gin.Context) { c.Next() }
+	api.Use(authenticate(opts.Auth, log))
+	for _, rt := range routeTable(opts, svc) {
+		chain := []gin.HandlerFunc{require(rt.Scope, log)}
+		if rt.idem && opts.Idempotency != nil {
+			chain = append(chain, idempotent(opts.Idempotency, log, rt.bodyKey))
 		}
-		return idempotent(opts.Idempotency, log, bodyKey)
+		api.Handle(rt.Method, rt.Path, append(chain, rt.handler)...)
 	}
-	v1.POST("/users", idem(true), handleUserCreate(svc, log))
-	v1.GET("/users", handleUserList(svc, log, pages))
-	v1.GET("/users/search", handleUserSearch(svc, log, pages))
-	v1.GET("/users/:id", handleUserGet(svc, log))
-	v1.PUT("/users/:id", idem(false), handleUserUpdate(svc, log))
-	v1.PATCH("/users/:id", idem(false), handleUserUpdate(svc, log))
-	v1.DELETE("/users/:id", idem(false), handleUserDelete(svc, log))
-	v1.POST("/users/:id/restore", idem(false), handleUserRestore(svc, log))
-	v1.GET("/users/:id/audit", handleUserAudit(svc, log, pages))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
 	"github.com/usersvc/usersvc/internal/users"
@@ -39,6 +40,8 @@ type Options struct {
 	RateLimit RateLimit
 	// Idempotency, when set, honours Idempotency-Key on every write route.
 	Idempotency *idempotency.Store
+	// Auth authenticates every /api request (required).
+	Auth *auth.Authenticator
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -47,6 +50,9 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 func NewServer(opts Options, svc *users.Service) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if opts.Auth == nil {
+		panic("httpapi: Options.Auth is required")
 	}
 	r := gin.New()
 	r.RedirectTrailingSlash = false

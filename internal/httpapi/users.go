@@ -12,13 +12,14 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/usersvc/usersvc/internal/auth"
+	"github.com/usersvc/usersvc/internal/govid"
 	"github.com/usersvc/usersvc/internal/users"
 )
 
-// caller builds the audit identity of the request. Until authentication exists the actor is
-// empty (stored as NULL).
+// caller builds the audit identity of the request: the authenticated principal is the actor.
 func caller(c *gin.Context) users.Caller {
-	return users.Caller{RequestID: requestID(c), Idempotency: idempotencyOf(c)}
+	return users.Caller{Actor: principalOf(c).ID, RequestID: requestID(c), Idempotency: idempotencyOf(c)}
 }
 
 // writeWriteError answers a failed write. A write refused because its Idempotency-Key was applied
@@ -39,7 +40,7 @@ func writeWriteError(c *gin.Context, svc *users.Service, log *slog.Logger, err e
 		c.JSON(http.StatusOK, gin.H{"message": "User deleted successfully"})
 		return
 	}
-	u, err := svc.Get(c.Request.Context(), applied.UserID)
+	u, err := svc.Get(c.Request.Context(), caller(c), applied.UserID, false)
 	if err != nil {
 		writeProblem(c, log, err)
 		return
@@ -112,13 +113,14 @@ func handleUserGet(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 			writeProblem(c, log, users.ErrNotFound)
 			return
 		}
-		u, err := svc.Get(c.Request.Context(), id)
+		pii := principalOf(c).Has(auth.ScopeUsersPII)
+		u, err := svc.Get(c.Request.Context(), caller(c), id, pii)
 		if err != nil {
 			writeProblem(c, log, err)
 			return
 		}
 		c.Header("ETag", etag(u.Version))
-		c.JSON(http.StatusOK, toUserResponse(u))
+		c.JSON(http.StatusOK, toUserResponseWith(u, pii))
 	}
 }
 
@@ -160,6 +162,51 @@ func handleUserUpdate(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 		}
 		c.Header("ETag", etag(u.Version))
 		c.JSON(http.StatusOK, toUserResponse(u))
+	}
+}
+
+// handleUserLookup finds a user by Aadhaar or PAN sent in the body (never in the URL, which
+// proxies log). It needs users:pii and answers with the full values.
+func handleUserLookup(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		obj, err := readObject(c)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		f := newFields(obj, lookupPolicy)
+		aRaw, pRaw := f.str("aadhaar", nil), f.str("pan", nil)
+		var aadhaar *govid.Aadhaar
+		var pan *govid.PAN
+		switch {
+		case aRaw != nil && pRaw != nil:
+			f.verr.Add("pan", "send either aadhaar or pan, not both")
+		case aRaw != nil:
+			if a, err := govid.ParseAadhaar(*aRaw); err != nil {
+				f.verr.Add("aadhaar", err.Error())
+			} else {
+				aadhaar = &a
+			}
+		case pRaw != nil:
+			if p, err := govid.ParsePAN(*pRaw); err != nil {
+				f.verr.Add("pan", err.Error())
+			} else {
+				pan = &p
+			}
+		case !f.verr.Has("aadhaar") && !f.verr.Has("pan"):
+			f.verr.Add("aadhaar", "send aadhaar or pan")
+		}
+		if err := f.verr.Err(); err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		u, err := svc.Lookup(c.Request.Context(), caller(c), aadhaar, pan)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.Header("ETag", etag(u.Version))
+		c.JSON(http.StatusOK, toUserResponseWith(u, true))
 	}
 }
 
@@ -370,11 +417,20 @@ type userResponse struct {
 	Version          string  `json:"version"`
 }
 
-func toUserResponse(u users.User) userResponse {
+// toUserResponse is the masked form: Aadhaar as "XXXX XXXX 1234", PAN as "XXXXX1234X".
+func toUserResponse(u users.User) userResponse { return toUserResponseWith(u, false) }
+
+// toUserResponseWith shows the full Aadhaar and PAN when full is true (callers with users:pii,
+// whose read has been audited).
+func toUserResponseWith(u users.User, full bool) userResponse {
+	aadhaar, pan := u.Aadhaar.Masked(), u.PAN.Masked()
+	if full {
+		aadhaar, pan = u.Aadhaar.Digits(), u.PAN.Value()
+	}
 	return userResponse{
 		ID: u.ID, Name: u.Name, Email: u.Email, PrimaryMobile: u.PrimaryMobile,
 		SecondaryMobile: optional(u.SecondaryMobile),
-		Aadhaar:         u.Aadhaar.Digits(), PAN: u.PAN.Value(),
+		Aadhaar:         aadhaar, PAN: pan,
 		DateOfBirth:  u.DateOfBirth.Format(time.DateOnly),
 		PlaceOfBirth: u.PlaceOfBirth, CurrentAddress: u.CurrentAddress, PermanentAddress: u.PermanentAddress,
 		IsActive: u.IsActive, EmailVerified: u.EmailVerified, MobileVerified: u.MobileVerified,

@@ -9,6 +9,16 @@ import (
 	"time"
 )
 
+type ApiKey struct {
+	ID         string
+	Name       string
+	SecretHash []byte
+	Scopes     string
+	CreatedAt  time.Time
+	LastUsedAt sql.NullTime
+	RevokedAt  sql.NullTime
+}
+
 type IdempotencyKey struct {
 	KeyHash     []byte
 	Fingerprint []byte

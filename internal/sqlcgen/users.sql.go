@@ -144,6 +144,28 @@ func (q *Queries) GetLiveUser(ctx context.Context, id string) (User, error) {
 	return i, err
 }
 
+const getLiveUserByAadhaar = `-- name: GetLiveUserByAadhaar :one
+SELECT id FROM users WHERE aadhaar = ? AND is_deleted = FALSE
+`
+
+func (q *Queries) GetLiveUserByAadhaar(ctx context.Context, aadhaar string) (string, error) {
+	row := q.db.QueryRowContext(ctx, getLiveUserByAadhaar, aadhaar)
+	var id string
+	err := row.Scan(&id)
+	return id, err
+}
+
+const getLiveUserByPAN = `-- name: GetLiveUserByPAN :one
+SELECT id FROM users WHERE pan = ? AND is_deleted = FALSE
+`
+
+func (q *Queries) GetLiveUserByPAN(ctx context.Context, pan string) (string, error) {
+	row := q.db.QueryRowContext(ctx, getLiveUserByPAN, pan)
+	var id string
+	err := row.Scan(&id)
+	return id, err
+}
+
 const getUserState = `-- name: GetUserState :one
 SELECT id, is_deleted FROM users WHERE id = ?
 `

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/usersvc/usersvc/internal/govid"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 )
@@ -185,16 +186,52 @@ func conflictError(holders []sqlcgen.FindUniqueHoldersRow, emailKey, mobile, aad
 	return &ConflictError{Fields: fields}
 }
 
-// Get returns a live user.
-func (s *Service) Get(ctx context.Context, id string) (User, error) {
-	row, err := sqlcgen.New(s.db).GetLiveUser(ctx, id)
+// Get returns a live user. With pii, the caller will see the full Aadhaar and PAN: the read is
+// recorded in the audit trail in the same transaction (who saw whose data, when).
+func (s *Service) Get(ctx context.Context, c Caller, id string, pii bool) (User, error) {
+	if !pii {
+		row, err := sqlcgen.New(s.db).GetLiveUser(ctx, id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return User{}, ErrNotFound
+		}
+		if err != nil {
+			return User{}, fmt.Errorf("get user: %w", err)
+		}
+		return toUser(row), nil
+	}
+	var out User
+	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+		row, err := q.GetLiveUser(ctx, id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		out = toUser(row)
+		return audit(ctx, q, c, id, ActionPIIRead, []string{"aadhaar", "pan"}, row.Version, s.now().UTC())
+	})
+	return out, err
+}
+
+// Lookup finds the live user holding an Aadhaar or a PAN (exactly one of them is set) and
+// returns it in full; the read is audited like Get with pii.
+func (s *Service) Lookup(ctx context.Context, c Caller, aadhaar *govid.Aadhaar, pan *govid.PAN) (User, error) {
+	var id string
+	var err error
+	q := sqlcgen.New(s.db)
+	if aadhaar != nil {
+		id, err = q.GetLiveUserByAadhaar(ctx, aadhaar.Digits())
+	} else {
+		id, err = q.GetLiveUserByPAN(ctx, pan.Value())
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("get user: %w", err)
+		return User{}, fmt.Errorf("lookup: %w", err)
 	}
-	return toUser(row), nil
+	return s.Get(ctx, c, id, true)
 }
 
 // Update applies a partial update to a live user, if pre allows its current version. An update that changes nothing writes nothing and keeps the version.

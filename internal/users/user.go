@@ -69,6 +69,7 @@ const (
 	ActionDelete        = "delete"
 	ActionRestore       = "restore"
 	ActionCreateRestore = "create_restore" // a create that revived a soft-deleted user
+	ActionPIIRead       = "pii_read"       // someone was shown the full Aadhaar and PAN
 )
 
 // Caller says who is acting and in which request; it is written to the audit fields.
