@@ -4,7 +4,7 @@
 -- name: InsertUser :exec
 INSERT INTO users (
   id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-  aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
+  aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
   is_deleted, version, is_active, email_verified, mobile_verified
 ) VALUES (
   ?, ?, ?, ?, ?, ?, ?, ?,
@@ -14,22 +14,22 @@ INSERT INTO users (
 
 -- name: GetLiveUser :one
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at
+       mobile_verified, last_login_at, erased_at, erasure_reason
 FROM users
 WHERE id = ? AND is_deleted = FALSE;
 
 -- GetUserState tells whether a user exists at all (live or soft-deleted).
 -- name: GetUserState :one
-SELECT id, is_deleted FROM users WHERE id = ?;
+SELECT id, is_deleted, aadhaar_ref, pan_ref FROM users WHERE id = ?;
 
 -- LockUser reads a user, live or deleted, and locks the row until the transaction ends.
 -- name: LockUser :one
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at
+       mobile_verified, last_login_at, erased_at, erasure_reason
 FROM users
 WHERE id = ?
 FOR UPDATE;
@@ -39,9 +39,9 @@ FOR UPDATE;
 -- It is a plain (non-locking) read: under READ COMMITTED it sees the row that caused the error,
 -- and it takes no lock that concurrent losers of the same race could deadlock on.
 -- name: FindUniqueHolders :many
-SELECT id, is_deleted, email_key, primary_mobile, aadhaar, pan
+SELECT id, is_deleted, email_key, primary_mobile, aadhaar_ref, pan_ref
 FROM users
-WHERE email_key = ? OR primary_mobile = ? OR aadhaar = ? OR pan = ?;
+WHERE email_key = ? OR primary_mobile = ? OR aadhaar_ref = ? OR pan_ref = ?;
 
 -- UpdateUserProfile writes the updatable fields; the version guard makes a lost update impossible
 -- even if a caller forgot to lock the row.
@@ -57,7 +57,7 @@ WHERE id = sqlc.arg(id) AND version = sqlc.arg(expected_version) AND is_deleted 
 -- name: ReviveUser :execrows
 UPDATE users
 SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?,
-    date_of_birth = ?, place_of_birth = ?, aadhaar = ?, pan = ?,
+    date_of_birth = ?, place_of_birth = ?, aadhaar_ref = ?, pan_ref = ?,
     current_address = ?, permanent_address = ?,
     updated_at = ?, updated_by = ?, version = sqlc.arg(new_version),
     is_deleted = FALSE, deleted_at = NULL, deleted_by = NULL,
@@ -81,9 +81,9 @@ SELECT COUNT(*) FROM users WHERE is_deleted = FALSE;
 
 -- name: ListLiveUsers :many
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at
+       mobile_verified, last_login_at, erased_at, erasure_reason
 FROM users
 WHERE is_deleted = FALSE
 ORDER BY created_at DESC, id DESC
@@ -98,17 +98,38 @@ WHERE is_deleted = FALSE
 
 -- name: SearchUsers :many
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at
+       mobile_verified, last_login_at, erased_at, erasure_reason
 FROM users
 WHERE is_deleted = FALSE
   AND (name LIKE sqlc.arg(name_pattern) ESCAPE '!' OR email LIKE sqlc.arg(email_pattern) ESCAPE '!')
 ORDER BY created_at DESC, id DESC
 LIMIT ? OFFSET ?;
 
--- name: GetLiveUserByAadhaar :one
-SELECT id FROM users WHERE aadhaar = ? AND is_deleted = FALSE;
+-- Exact lookup: the vault turns the value into its ref first.
+-- name: GetLiveUserByAadhaarRef :one
+SELECT id FROM users WHERE aadhaar_ref = ? AND is_deleted = FALSE;
 
--- name: GetLiveUserByPAN :one
-SELECT id FROM users WHERE pan = ? AND is_deleted = FALSE;
+-- name: GetLiveUserByPANRef :one
+SELECT id FROM users WHERE pan_ref = ? AND is_deleted = FALSE;
+
+-- EraseUser irreversibly removes a user's personal data, leaving a tombstone: id, timestamps,
+-- audit fields and the reason. The vault entries are deleted separately (internal/vault).
+-- name: EraseUser :execrows
+UPDATE users
+SET name = '', email = '', email_key = NULL, primary_mobile = NULL, secondary_mobile = NULL,
+    date_of_birth = NULL, place_of_birth = '', aadhaar_ref = NULL, pan_ref = NULL,
+    current_address = '', permanent_address = '',
+    is_deleted = TRUE, deleted_at = COALESCE(deleted_at, sqlc.arg(deleted_at)), deleted_by = COALESCE(deleted_by, sqlc.arg(deleted_by)),
+    is_active = FALSE, email_verified = FALSE, mobile_verified = FALSE, last_login_at = NULL,
+    erased_at = sqlc.arg(erased_at), erasure_reason = sqlc.arg(reason),
+    updated_at = sqlc.arg(updated_at), updated_by = sqlc.arg(updated_by), version = sqlc.arg(new_version)
+WHERE id = sqlc.arg(id) AND erased_at IS NULL;
+
+-- Retention: soft-deleted users whose deletion is older than the cut-off, oldest first.
+-- name: ListDeletedBefore :many
+SELECT id FROM users
+WHERE is_deleted = TRUE AND erased_at IS NULL AND deleted_at < ?
+ORDER BY deleted_at, id
+LIMIT ?;

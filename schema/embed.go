@@ -8,3 +8,9 @@ import "embed"
 //
 //go:embed *.sql
 var Files embed.FS
+
+// VaultFiles holds only the vault's schema, for a vault kept in its own database
+// (VAULT_DATABASE_URL).
+//
+//go:embed vault.sql
+var VaultFiles embed.FS

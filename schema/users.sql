@@ -10,16 +10,18 @@ CREATE TABLE users (
   name              VARCHAR(255) NOT NULL,
   -- email as the user typed it (shown back); email_key is the normalised form
   -- (lower-cased, IDNA-ASCII domain) that carries uniqueness and exact lookup.
+  -- Erasure empties the personal columns and NULLs the unique ones (see erased_at).
   email             VARCHAR(254) NOT NULL,
-  email_key         VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  email_key         VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
   -- 10-digit Indian national numbers (the E.164 form is +91 followed by these digits).
-  primary_mobile    VARCHAR(15)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  primary_mobile    VARCHAR(15)  CHARACTER SET ascii COLLATE ascii_bin NULL,
   secondary_mobile  VARCHAR(15)  CHARACTER SET ascii COLLATE ascii_bin NULL,
-  date_of_birth     DATE         NOT NULL,
+  date_of_birth     DATE         NULL,
   place_of_birth    VARCHAR(255) NOT NULL,
-  -- Government identifiers, normalised (12 bare digits; 10 upper-case characters).
-  aadhaar           CHAR(12)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-  pan               CHAR(10)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  -- Aadhaar and PAN live encrypted in pii_vault; these are random references to them
+  -- (not derivable from the numbers). NULL once erased.
+  aadhaar_ref       CHAR(36)     CHARACTER SET ascii COLLATE ascii_bin NULL,
+  pan_ref           CHAR(36)     CHARACTER SET ascii COLLATE ascii_bin NULL,
   current_address   TEXT         NOT NULL,
   permanent_address TEXT         NOT NULL,
   -- Audit fields. Times are UTC, written by the service (not by the server clock).
@@ -38,13 +40,18 @@ CREATE TABLE users (
   email_verified    BOOLEAN      NOT NULL DEFAULT FALSE,
   mobile_verified   BOOLEAN      NOT NULL DEFAULT FALSE,
   last_login_at     DATETIME(6)  NULL,
+  -- Erasure tombstone: when and why the personal data was removed.
+  erased_at         DATETIME(6)  NULL,
+  erasure_reason    VARCHAR(255) NULL,
   PRIMARY KEY (id),
   UNIQUE KEY uq_users_email (email_key),
   UNIQUE KEY uq_users_primary_mobile (primary_mobile),
-  UNIQUE KEY uq_users_aadhaar (aadhaar),
-  UNIQUE KEY uq_users_pan (pan),
+  UNIQUE KEY uq_users_aadhaar (aadhaar_ref),
+  UNIQUE KEY uq_users_pan (pan_ref),
   -- List and search: live users, newest first, with id as the unique tie-breaker.
-  KEY idx_users_live_created (is_deleted, created_at, id)
+  KEY idx_users_live_created (is_deleted, created_at, id),
+  -- Retention purge: soft-deleted users by deletion time.
+  KEY idx_users_deleted_at (deleted_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- user_audit: one row per change to a user, written in the same transaction as the change.

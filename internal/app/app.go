@@ -30,6 +30,7 @@ import (
 	"github.com/usersvc/usersvc/internal/redisx"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 	"github.com/usersvc/usersvc/internal/users"
+	"github.com/usersvc/usersvc/internal/vault"
 	"github.com/usersvc/usersvc/schema"
 )
 
@@ -49,6 +50,9 @@ Usage:
   usersvc dev-init [--env-file .env.local]
                                        local development: generate secrets and a local key into the
                                        env file (git-ignored) unless present; used by make run
+  usersvc keys rotate [--batch 500]    re-encrypt every vault entry under the active key (resumable)
+  usersvc purge --deleted-before 30d [--batch 100]
+                                       erase users soft-deleted longer ago than that (retention)
   usersvc version                      print the version
   usersvc help | --help                this text
 
@@ -71,6 +75,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "apikey":
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout, stderr)
+	case "purge":
+		return runPurge(ctx, rest, getenv, stdout, stderr)
 	case "dev-init":
 		return runDevInit(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -118,9 +126,18 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	opts := migrate.Options{DryRun: *dry, AllowDestructive: *destructive, Out: stdout}
 	fmt.Fprintf(stderr, "migrating %s\n", mysqldb.Redacted(cfg.DatabaseURL))
-	_, err = migrate.Run(ctx, cfg.DB, schema.Files, migrate.Options{DryRun: *dry, AllowDestructive: *destructive, Out: stdout})
-	return err
+	if _, err := migrate.Run(ctx, cfg.DB, schema.Files, opts); err != nil {
+		return err
+	}
+	if cfg.VaultDB != nil {
+		fmt.Fprintf(stderr, "migrating the vault %s\n", mysqldb.Redacted(cfg.VaultDatabaseURL))
+		if _, err := migrate.Run(ctx, cfg.VaultDB, schema.VaultFiles, opts); err != nil {
+			return fmt.Errorf("vault: %w", err)
+		}
+	}
+	return nil
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -133,6 +150,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := logx.New(stdout, cfg.Debug)
+	if cfg.Keys == nil {
+		return errors.New("PII_ENCRYPTION_KEYS and BLIND_INDEX_KEY are required to serve (`make run` generates local ones into .env.local)")
+	}
 	if cfg.LogHashSecretGenerated {
 		log.Warn("LOG_HASH_SECRET is not set: using a random key, so log tokens will not match across restarts or replicas")
 	}
@@ -146,6 +166,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer db.Close()
 
 	redisx.SetLogger(log)
+	v, closeVault, err := openVault(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeVault()
+
 	rdb, err := redisx.Open(redisx.Options{
 		URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
 		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster, Timeout: cfg.RedisTimeout,
@@ -173,7 +199,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			RedisErrors:      &counters.rateLimitRedisErrors, Rejected: &counters.rateLimited,
 		},
 		Idempotency: idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL, cfg.IdempotencyWait),
-	}, users.NewService(db, nil))
+	}, users.NewService(db, v, nil))
 	go purgeIdempotencyKeys(ctx, db, log)
 
 	srv := &http.Server{
@@ -211,6 +237,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped", "rate_limited", counters.rateLimited.Load(), "rate_limit_redis_errors", counters.rateLimitRedisErrors.Load())
 	return nil
+}
+
+// openVault returns the vault: on the main database, or on VAULT_DATABASE_URL's.
+func openVault(ctx context.Context, cfg config.Config) (*vault.Vault, func(), error) {
+	if cfg.VaultDB == nil {
+		return vault.New(cfg.Keys, nil), func() {}, nil
+	}
+	vdb, err := mysqldb.Open(ctx, cfg.VaultDB, mysqldb.PoolConfig{
+		MaxOpen: cfg.DBMaxOpenConns, MaxIdle: cfg.DBMaxIdleConns, MaxLifetime: cfg.DBConnMaxLifetime, MaxIdleTime: cfg.DBConnMaxIdleTime,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("vault database: %w", err)
+	}
+	return vault.New(cfg.Keys, vdb), func() { vdb.Close() }, nil
 }
 
 func jwtVerifier(cfg config.Config) auth.Verifier {

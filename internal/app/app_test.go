@@ -19,6 +19,7 @@ import (
 	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/testdb"
+	"github.com/usersvc/usersvc/internal/vault"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -109,6 +110,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	go func() {
 		done <- app.Run(ctx, []string{"usersvc", "serve"}, envOf(map[string]string{
 			"DATABASE_URL": dbURL(cfg), "PORT": fmt.Sprint(port), "SHUTDOWN_TIMEOUT": "20s",
+			"PII_ENCRYPTION_KEYS": "t1:" + vault.NewKeyMaterial(), "BLIND_INDEX_KEY": vault.NewKeyMaterial(),
 		}), io.Discard, io.Discard)
 	}()
 	for i := 0; ; i++ {

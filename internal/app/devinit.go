@@ -16,6 +16,7 @@ import (
 	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/vault"
 )
 
 // DevKeyVar is the env-file variable holding the local development API key.
@@ -23,7 +24,9 @@ const DevKeyVar = "USERSVC_API_KEY"
 
 // devSecrets are generated into the env file when missing; values are shell-safe.
 var devSecrets = map[string]func() string{
-	"LOG_HASH_SECRET": func() string { return randomToken(32) },
+	"LOG_HASH_SECRET":     func() string { return randomToken(32) },
+	"PII_ENCRYPTION_KEYS": func() string { return "dev1:" + vault.NewKeyMaterial() },
+	"BLIND_INDEX_KEY":     vault.NewKeyMaterial,
 }
 
 func randomToken(n int) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/vault"
 )
 
 // Config is the whole configuration of the service.
@@ -59,6 +60,13 @@ type Config struct {
 	IdempotencyTTL         time.Duration
 	IdempotencyInFlightTTL time.Duration
 	IdempotencyWait        time.Duration
+
+	// Keys is the vault keyring (PII_ENCRYPTION_KEYS, BLIND_INDEX_KEY); nil when not configured.
+	// serve refuses to start without it; migrate and apikey do not need it.
+	Keys *vault.Keyring
+	// VaultDB, when set (VAULT_DATABASE_URL), keeps the vault in its own database.
+	VaultDB          *mysql.Config
+	VaultDatabaseURL string
 
 	// JWT bearer verification (optional).
 	JWTHS256Secret []byte
@@ -104,6 +112,9 @@ var Variables = []Variable{
 	{"PORT", "8000", "HTTP port"},
 	{"DEBUG", "false", "true lowers the log level to debug (personal data is never logged)"},
 	{"LOG_HASH_SECRET", "random per process", "key of the HMAC tokens that replace personal data in logs; at least 32 bytes"},
+	{"PII_ENCRYPTION_KEYS", "", "vault keys id:base64(32 bytes),...; the last is active (make run generates local ones)"},
+	{"BLIND_INDEX_KEY", "", "base64(32 bytes) key of the Aadhaar/PAN blind indexes (never rotate without reindexing)"},
+	{"VAULT_DATABASE_URL", "", "keep the vault in its own database (default: the main one)"},
 	{"JWT_HS256_SECRET", "", "accept HS256 JWTs signed with this secret (>= 32 characters)"},
 	{"JWT_JWKS_URL", "", "accept RS256/ES256 JWTs whose keys this JWKS URL publishes"},
 	{"JWT_ISSUER", "", "required iss of JWTs (required when JWTs are enabled)"},
@@ -184,6 +195,22 @@ func Load(getenv func(string) string) (Config, error) {
 		c.LogHashSecret = make([]byte, 32)
 		_, _ = rand.Read(c.LogHashSecret)
 		c.LogHashSecretGenerated = true
+	}
+	if enc, bidx := getenv("PII_ENCRYPTION_KEYS"), getenv("BLIND_INDEX_KEY"); enc != "" || bidx != "" {
+		if k, err := vault.ParseKeyring(enc, bidx); err != nil {
+			l.fail("PII_ENCRYPTION_KEYS/BLIND_INDEX_KEY:", err.Error())
+		} else {
+			c.Keys = k
+		}
+	} else if c.AppEnv == "production" {
+		l.fail("PII_ENCRYPTION_KEYS", "and BLIND_INDEX_KEY are required when APP_ENV=production")
+	}
+	if raw := strings.TrimSpace(getenv("VAULT_DATABASE_URL")); raw != "" {
+		if cfg, err := mysqldb.ParseURL(raw); err != nil || cfg.DBName == "" {
+			l.fail("VAULT_DATABASE_URL", "must be a mysql:// URL naming a database")
+		} else {
+			c.VaultDB, c.VaultDatabaseURL = cfg, raw
+		}
 	}
 	if s := getenv("JWT_HS256_SECRET"); s != "" {
 		if len(s) < 32 {

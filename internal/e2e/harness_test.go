@@ -22,6 +22,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/testdb"
+	"github.com/usersvc/usersvc/internal/vault"
 )
 
 var binary string
@@ -136,12 +137,13 @@ func fleet(t *testing.T, n int, env map[string]string) []string {
 		t.Fatalf("apikey create printed more than the key on stdout: %q", key)
 	}
 	bearer = "Bearer " + strings.TrimSpace(string(key))
+	encKeys, bidxKey := "e2e1:"+vault.NewKeyMaterial(), vault.NewKeyMaterial() // shared by the replicas
 	var bases []string
 	for i := 0; i < n; i++ {
 		port := freePort(t)
 		cmd := exec.Command(binary, "serve")
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL(cfg), fmt.Sprintf("PORT=%d", port),
-			"LOG_HASH_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e")
+			"LOG_HASH_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e", "PII_ENCRYPTION_KEYS="+encKeys, "BLIND_INDEX_KEY="+bidxKey)
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}

@@ -86,6 +86,7 @@ var (
 	}
 	versionOnlyPolicy = fieldPolicy{allowed: set("version")}
 	lookupPolicy      = fieldPolicy{allowed: set("aadhaar", "pan")}
+	erasePolicy       = fieldPolicy{allowed: set("reason")}
 )
 
 func set(names ...string) map[string]bool {

@@ -28,6 +28,7 @@ import (
 	"github.com/usersvc/usersvc/internal/redisx"
 	"github.com/usersvc/usersvc/internal/testdb"
 	"github.com/usersvc/usersvc/internal/users"
+	"github.com/usersvc/usersvc/internal/vault"
 )
 
 // shared is the package's database; tests that count rows get one of their own (newEnv(t, true)).
@@ -99,7 +100,12 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := users.NewService(db, nil)
+	keys, err := vault.ParseKeyring("test1:"+vault.NewKeyMaterial(), vault.NewKeyMaterial())
+	if err != nil {
+		drop()
+		return nil, err
+	}
+	svc := users.NewService(db, vault.New(keys, nil), nil)
 	if o.redisURL == "" {
 		o.redisURL = testdb.RedisURL(t)
 	}

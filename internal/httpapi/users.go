@@ -210,6 +210,45 @@ func handleUserLookup(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
+// handleUserErase removes a user's personal data for good (users:erase). The optional body
+// {"reason": "..."} is kept with the tombstone.
+func handleUserErase(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		reason := ""
+		if hasBody(c.Request) {
+			obj, err := readObject(c)
+			if err != nil {
+				writeProblem(c, log, err)
+				return
+			}
+			f := newFields(obj, erasePolicy)
+			if r := f.str("reason", nil); r != nil {
+				if s, err := users.CleanReason(*r); err != nil {
+					f.verr.Add("reason", err.Error())
+				} else {
+					reason = s
+				}
+			}
+			if err := f.verr.Err(); err != nil {
+				writeProblem(c, log, err)
+				return
+			}
+		}
+		id, ok := userID(c)
+		if !ok {
+			writeProblem(c, log, users.ErrNotFound)
+			return
+		}
+		e, err := svc.Erase(c.Request.Context(), caller(c), id, reason)
+		if err != nil {
+			writeProblem(c, log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"id": e.ID, "erased_at": timestamp(e.ErasedAt), "reason": optional(e.Reason),
+			"message": "User erased: personal data removed for good"})
+	}
+}
+
 func handleUserDelete(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, pre, ok := versionedTarget(c, log)

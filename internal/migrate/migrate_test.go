@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -65,15 +66,17 @@ func TestAddColumnAndRefuseDestructiveDrop(t *testing.T) {
 	ctx := context.Background()
 	cfg := testdb.New(t, "migrate")
 
-	base, err := schema.Files.ReadFile("users.sql")
-	if err != nil {
-		t.Fatal(err)
+	extra := fstest.MapFS{}
+	names, _ := fs.Glob(schema.Files, "*.sql")
+	for _, n := range names {
+		b, err := schema.Files.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra[n] = &fstest.MapFile{Data: b}
 	}
-	extra := fstest.MapFS{
-		"users.sql": {Data: base},
-		"zz_notes.sql": {Data: []byte("CREATE TABLE notes (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, body VARCHAR(100) NOT NULL, " +
-			"KEY idx_notes_body (body)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;")},
-	}
+	extra["zz_notes.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE notes (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, body VARCHAR(100) NOT NULL, " +
+		"KEY idx_notes_body (body)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;")}
 	if _, err := migrate.Run(ctx, cfg, extra, migrate.Options{}); err != nil {
 		t.Fatal(err)
 	}

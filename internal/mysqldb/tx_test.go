@@ -35,9 +35,10 @@ func insertUser(ctx context.Context, q *sqlcgen.Queries) (string, error) {
 	n := seq.Add(1)
 	now := time.Now().UTC()
 	return id, q.InsertUser(ctx, sqlcgen.InsertUserParams{
-		ID: id, Name: "Tx Test", Email: id + "@example.com", EmailKey: id + "@example.com",
-		PrimaryMobile: "9" + leftPad(n, 9), DateOfBirth: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC),
-		PlaceOfBirth: "Pune", Aadhaar: "9" + leftPad(n, 11), Pan: "AAAPA" + leftPad(n%10000, 4) + "A",
+		ID: id, Name: "Tx Test", Email: id + "@example.com", EmailKey: sql.NullString{String: id + "@example.com", Valid: true},
+		PrimaryMobile:  sql.NullString{String: "9" + leftPad(n, 9), Valid: true},
+		DateOfBirth:    sql.NullTime{Time: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC), Valid: true},
+		PlaceOfBirth:   "Pune",
 		CurrentAddress: "somewhere long enough", PermanentAddress: "somewhere long enough",
 		CreatedAt: now, UpdatedAt: now, Version: uuid.NewString(),
 	})

@@ -28,17 +28,27 @@ type IdempotencyKey struct {
 	ExpiresAt   time.Time
 }
 
+type PiiVault struct {
+	Ref        string
+	Kind       string
+	BlindIndex []byte
+	KeyID      string
+	Ciphertext []byte
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
 type User struct {
 	ID               string
 	Name             string
 	Email            string
-	EmailKey         string
-	PrimaryMobile    string
+	EmailKey         sql.NullString
+	PrimaryMobile    sql.NullString
 	SecondaryMobile  sql.NullString
-	DateOfBirth      time.Time
+	DateOfBirth      sql.NullTime
 	PlaceOfBirth     string
-	Aadhaar          string
-	Pan              string
+	AadhaarRef       sql.NullString
+	PanRef           sql.NullString
 	CurrentAddress   string
 	PermanentAddress string
 	CreatedAt        time.Time
@@ -53,6 +63,8 @@ type User struct {
 	EmailVerified    bool
 	MobileVerified   bool
 	LastLoginAt      sql.NullTime
+	ErasedAt         sql.NullTime
+	ErasureReason    sql.NullString
 }
 
 type UserAudit struct {

@@ -42,26 +42,68 @@ func (q *Queries) CountSearchUsers(ctx context.Context, arg CountSearchUsersPara
 	return count, err
 }
 
+const eraseUser = `-- name: EraseUser :execrows
+UPDATE users
+SET name = '', email = '', email_key = NULL, primary_mobile = NULL, secondary_mobile = NULL,
+    date_of_birth = NULL, place_of_birth = '', aadhaar_ref = NULL, pan_ref = NULL,
+    current_address = '', permanent_address = '',
+    is_deleted = TRUE, deleted_at = COALESCE(deleted_at, ?), deleted_by = COALESCE(deleted_by, ?),
+    is_active = FALSE, email_verified = FALSE, mobile_verified = FALSE, last_login_at = NULL,
+    erased_at = ?, erasure_reason = ?,
+    updated_at = ?, updated_by = ?, version = ?
+WHERE id = ? AND erased_at IS NULL
+`
+
+type EraseUserParams struct {
+	DeletedAt  sql.NullTime
+	DeletedBy  sql.NullString
+	ErasedAt   sql.NullTime
+	Reason     sql.NullString
+	UpdatedAt  time.Time
+	UpdatedBy  sql.NullString
+	NewVersion string
+	ID         string
+}
+
+// EraseUser irreversibly removes a user's personal data, leaving a tombstone: id, timestamps,
+// audit fields and the reason. The vault entries are deleted separately (internal/vault).
+func (q *Queries) EraseUser(ctx context.Context, arg EraseUserParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, eraseUser,
+		arg.DeletedAt,
+		arg.DeletedBy,
+		arg.ErasedAt,
+		arg.Reason,
+		arg.UpdatedAt,
+		arg.UpdatedBy,
+		arg.NewVersion,
+		arg.ID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const findUniqueHolders = `-- name: FindUniqueHolders :many
-SELECT id, is_deleted, email_key, primary_mobile, aadhaar, pan
+SELECT id, is_deleted, email_key, primary_mobile, aadhaar_ref, pan_ref
 FROM users
-WHERE email_key = ? OR primary_mobile = ? OR aadhaar = ? OR pan = ?
+WHERE email_key = ? OR primary_mobile = ? OR aadhaar_ref = ? OR pan_ref = ?
 `
 
 type FindUniqueHoldersParams struct {
-	EmailKey      string
-	PrimaryMobile string
-	Aadhaar       string
-	Pan           string
+	EmailKey      sql.NullString
+	PrimaryMobile sql.NullString
+	AadhaarRef    sql.NullString
+	PanRef        sql.NullString
 }
 
 type FindUniqueHoldersRow struct {
 	ID            string
 	IsDeleted     bool
-	EmailKey      string
-	PrimaryMobile string
-	Aadhaar       string
-	Pan           string
+	EmailKey      sql.NullString
+	PrimaryMobile sql.NullString
+	AadhaarRef    sql.NullString
+	PanRef        sql.NullString
 }
 
 // FindUniqueHolders returns every user holding one of the four unique values; used after a
@@ -72,8 +114,8 @@ func (q *Queries) FindUniqueHolders(ctx context.Context, arg FindUniqueHoldersPa
 	rows, err := q.db.QueryContext(ctx, findUniqueHolders,
 		arg.EmailKey,
 		arg.PrimaryMobile,
-		arg.Aadhaar,
-		arg.Pan,
+		arg.AadhaarRef,
+		arg.PanRef,
 	)
 	if err != nil {
 		return nil, err
@@ -87,8 +129,8 @@ func (q *Queries) FindUniqueHolders(ctx context.Context, arg FindUniqueHoldersPa
 			&i.IsDeleted,
 			&i.EmailKey,
 			&i.PrimaryMobile,
-			&i.Aadhaar,
-			&i.Pan,
+			&i.AadhaarRef,
+			&i.PanRef,
 		); err != nil {
 			return nil, err
 		}
@@ -105,9 +147,9 @@ func (q *Queries) FindUniqueHolders(ctx context.Context, arg FindUniqueHoldersPa
 
 const getLiveUser = `-- name: GetLiveUser :one
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at
+       mobile_verified, last_login_at, erased_at, erasure_reason
 FROM users
 WHERE id = ? AND is_deleted = FALSE
 `
@@ -124,8 +166,8 @@ func (q *Queries) GetLiveUser(ctx context.Context, id string) (User, error) {
 		&i.SecondaryMobile,
 		&i.DateOfBirth,
 		&i.PlaceOfBirth,
-		&i.Aadhaar,
-		&i.Pan,
+		&i.AadhaarRef,
+		&i.PanRef,
 		&i.CurrentAddress,
 		&i.PermanentAddress,
 		&i.CreatedAt,
@@ -140,46 +182,56 @@ func (q *Queries) GetLiveUser(ctx context.Context, id string) (User, error) {
 		&i.EmailVerified,
 		&i.MobileVerified,
 		&i.LastLoginAt,
+		&i.ErasedAt,
+		&i.ErasureReason,
 	)
 	return i, err
 }
 
-const getLiveUserByAadhaar = `-- name: GetLiveUserByAadhaar :one
-SELECT id FROM users WHERE aadhaar = ? AND is_deleted = FALSE
+const getLiveUserByAadhaarRef = `-- name: GetLiveUserByAadhaarRef :one
+SELECT id FROM users WHERE aadhaar_ref = ? AND is_deleted = FALSE
 `
 
-func (q *Queries) GetLiveUserByAadhaar(ctx context.Context, aadhaar string) (string, error) {
-	row := q.db.QueryRowContext(ctx, getLiveUserByAadhaar, aadhaar)
+// Exact lookup: the vault turns the value into its ref first.
+func (q *Queries) GetLiveUserByAadhaarRef(ctx context.Context, aadhaarRef sql.NullString) (string, error) {
+	row := q.db.QueryRowContext(ctx, getLiveUserByAadhaarRef, aadhaarRef)
 	var id string
 	err := row.Scan(&id)
 	return id, err
 }
 
-const getLiveUserByPAN = `-- name: GetLiveUserByPAN :one
-SELECT id FROM users WHERE pan = ? AND is_deleted = FALSE
+const getLiveUserByPANRef = `-- name: GetLiveUserByPANRef :one
+SELECT id FROM users WHERE pan_ref = ? AND is_deleted = FALSE
 `
 
-func (q *Queries) GetLiveUserByPAN(ctx context.Context, pan string) (string, error) {
-	row := q.db.QueryRowContext(ctx, getLiveUserByPAN, pan)
+func (q *Queries) GetLiveUserByPANRef(ctx context.Context, panRef sql.NullString) (string, error) {
+	row := q.db.QueryRowContext(ctx, getLiveUserByPANRef, panRef)
 	var id string
 	err := row.Scan(&id)
 	return id, err
 }
 
 const getUserState = `-- name: GetUserState :one
-SELECT id, is_deleted FROM users WHERE id = ?
+SELECT id, is_deleted, aadhaar_ref, pan_ref FROM users WHERE id = ?
 `
 
 type GetUserStateRow struct {
-	ID        string
-	IsDeleted bool
+	ID         string
+	IsDeleted  bool
+	AadhaarRef sql.NullString
+	PanRef     sql.NullString
 }
 
 // GetUserState tells whether a user exists at all (live or soft-deleted).
 func (q *Queries) GetUserState(ctx context.Context, id string) (GetUserStateRow, error) {
 	row := q.db.QueryRowContext(ctx, getUserState, id)
 	var i GetUserStateRow
-	err := row.Scan(&i.ID, &i.IsDeleted)
+	err := row.Scan(
+		&i.ID,
+		&i.IsDeleted,
+		&i.AadhaarRef,
+		&i.PanRef,
+	)
 	return i, err
 }
 
@@ -187,7 +239,7 @@ const insertUser = `-- name: InsertUser :exec
 
 INSERT INTO users (
   id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-  aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
+  aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
   is_deleted, version, is_active, email_verified, mobile_verified
 ) VALUES (
   ?, ?, ?, ?, ?, ?, ?, ?,
@@ -200,13 +252,13 @@ type InsertUserParams struct {
 	ID               string
 	Name             string
 	Email            string
-	EmailKey         string
-	PrimaryMobile    string
+	EmailKey         sql.NullString
+	PrimaryMobile    sql.NullString
 	SecondaryMobile  sql.NullString
-	DateOfBirth      time.Time
+	DateOfBirth      sql.NullTime
 	PlaceOfBirth     string
-	Aadhaar          string
-	Pan              string
+	AadhaarRef       sql.NullString
+	PanRef           sql.NullString
 	CurrentAddress   string
 	PermanentAddress string
 	CreatedAt        time.Time
@@ -228,8 +280,8 @@ func (q *Queries) InsertUser(ctx context.Context, arg InsertUserParams) error {
 		arg.SecondaryMobile,
 		arg.DateOfBirth,
 		arg.PlaceOfBirth,
-		arg.Aadhaar,
-		arg.Pan,
+		arg.AadhaarRef,
+		arg.PanRef,
 		arg.CurrentAddress,
 		arg.PermanentAddress,
 		arg.CreatedAt,
@@ -241,11 +293,47 @@ func (q *Queries) InsertUser(ctx context.Context, arg InsertUserParams) error {
 	return err
 }
 
+const listDeletedBefore = `-- name: ListDeletedBefore :many
+SELECT id FROM users
+WHERE is_deleted = TRUE AND erased_at IS NULL AND deleted_at < ?
+ORDER BY deleted_at, id
+LIMIT ?
+`
+
+type ListDeletedBeforeParams struct {
+	DeletedAt sql.NullTime
+	Limit     int32
+}
+
+// Retention: soft-deleted users whose deletion is older than the cut-off, oldest first.
+func (q *Queries) ListDeletedBefore(ctx context.Context, arg ListDeletedBeforeParams) ([]string, error) {
+	rows, err := q.db.QueryContext(ctx, listDeletedBefore, arg.DeletedAt, arg.Limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listLiveUsers = `-- name: ListLiveUsers :many
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at
+       mobile_verified, last_login_at, erased_at, erasure_reason
 FROM users
 WHERE is_deleted = FALSE
 ORDER BY created_at DESC, id DESC
@@ -275,8 +363,8 @@ func (q *Queries) ListLiveUsers(ctx context.Context, arg ListLiveUsersParams) ([
 			&i.SecondaryMobile,
 			&i.DateOfBirth,
 			&i.PlaceOfBirth,
-			&i.Aadhaar,
-			&i.Pan,
+			&i.AadhaarRef,
+			&i.PanRef,
 			&i.CurrentAddress,
 			&i.PermanentAddress,
 			&i.CreatedAt,
@@ -291,6 +379,8 @@ func (q *Queries) ListLiveUsers(ctx context.Context, arg ListLiveUsersParams) ([
 			&i.EmailVerified,
 			&i.MobileVerified,
 			&i.LastLoginAt,
+			&i.ErasedAt,
+			&i.ErasureReason,
 		); err != nil {
 			return nil, err
 		}
@@ -307,9 +397,9 @@ func (q *Queries) ListLiveUsers(ctx context.Context, arg ListLiveUsersParams) ([
 
 const lockUser = `-- name: LockUser :one
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at
+       mobile_verified, last_login_at, erased_at, erasure_reason
 FROM users
 WHERE id = ?
 FOR UPDATE
@@ -328,8 +418,8 @@ func (q *Queries) LockUser(ctx context.Context, id string) (User, error) {
 		&i.SecondaryMobile,
 		&i.DateOfBirth,
 		&i.PlaceOfBirth,
-		&i.Aadhaar,
-		&i.Pan,
+		&i.AadhaarRef,
+		&i.PanRef,
 		&i.CurrentAddress,
 		&i.PermanentAddress,
 		&i.CreatedAt,
@@ -344,6 +434,8 @@ func (q *Queries) LockUser(ctx context.Context, id string) (User, error) {
 		&i.EmailVerified,
 		&i.MobileVerified,
 		&i.LastLoginAt,
+		&i.ErasedAt,
+		&i.ErasureReason,
 	)
 	return i, err
 }
@@ -380,7 +472,7 @@ func (q *Queries) RestoreUser(ctx context.Context, arg RestoreUserParams) (int64
 const reviveUser = `-- name: ReviveUser :execrows
 UPDATE users
 SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?,
-    date_of_birth = ?, place_of_birth = ?, aadhaar = ?, pan = ?,
+    date_of_birth = ?, place_of_birth = ?, aadhaar_ref = ?, pan_ref = ?,
     current_address = ?, permanent_address = ?,
     updated_at = ?, updated_by = ?, version = ?,
     is_deleted = FALSE, deleted_at = NULL, deleted_by = NULL,
@@ -391,13 +483,13 @@ WHERE id = ? AND version = ? AND is_deleted = TRUE
 type ReviveUserParams struct {
 	Name             string
 	Email            string
-	EmailKey         string
-	PrimaryMobile    string
+	EmailKey         sql.NullString
+	PrimaryMobile    sql.NullString
 	SecondaryMobile  sql.NullString
-	DateOfBirth      time.Time
+	DateOfBirth      sql.NullTime
 	PlaceOfBirth     string
-	Aadhaar          string
-	Pan              string
+	AadhaarRef       sql.NullString
+	PanRef           sql.NullString
 	CurrentAddress   string
 	PermanentAddress string
 	UpdatedAt        time.Time
@@ -418,8 +510,8 @@ func (q *Queries) ReviveUser(ctx context.Context, arg ReviveUserParams) (int64, 
 		arg.SecondaryMobile,
 		arg.DateOfBirth,
 		arg.PlaceOfBirth,
-		arg.Aadhaar,
-		arg.Pan,
+		arg.AadhaarRef,
+		arg.PanRef,
 		arg.CurrentAddress,
 		arg.PermanentAddress,
 		arg.UpdatedAt,
@@ -436,9 +528,9 @@ func (q *Queries) ReviveUser(ctx context.Context, arg ReviveUserParams) (int64, 
 
 const searchUsers = `-- name: SearchUsers :many
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar, pan, current_address, permanent_address, created_at, updated_at, created_by,
+       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at
+       mobile_verified, last_login_at, erased_at, erasure_reason
 FROM users
 WHERE is_deleted = FALSE
   AND (name LIKE ? ESCAPE '!' OR email LIKE ? ESCAPE '!')
@@ -476,8 +568,8 @@ func (q *Queries) SearchUsers(ctx context.Context, arg SearchUsersParams) ([]Use
 			&i.SecondaryMobile,
 			&i.DateOfBirth,
 			&i.PlaceOfBirth,
-			&i.Aadhaar,
-			&i.Pan,
+			&i.AadhaarRef,
+			&i.PanRef,
 			&i.CurrentAddress,
 			&i.PermanentAddress,
 			&i.CreatedAt,
@@ -492,6 +584,8 @@ func (q *Queries) SearchUsers(ctx context.Context, arg SearchUsersParams) ([]Use
 			&i.EmailVerified,
 			&i.MobileVerified,
 			&i.LastLoginAt,
+			&i.ErasedAt,
+			&i.ErasureReason,
 		); err != nil {
 			return nil, err
 		}
@@ -550,8 +644,8 @@ WHERE id = ? AND version = ? AND is_deleted = FALSE
 type UpdateUserProfileParams struct {
 	Name             string
 	Email            string
-	EmailKey         string
-	PrimaryMobile    string
+	EmailKey         sql.NullString
+	PrimaryMobile    sql.NullString
 	SecondaryMobile  sql.NullString
 	CurrentAddress   string
 	PermanentAddress string

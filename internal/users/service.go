@@ -15,20 +15,41 @@ import (
 	"github.com/usersvc/usersvc/internal/govid"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
+	"github.com/usersvc/usersvc/internal/vault"
 )
 
-// Service runs the user use cases against MySQL.
+// Service runs the user use cases against MySQL; Aadhaar and PAN go to the vault.
 type Service struct {
-	db  *sql.DB
-	now func() time.Time
+	db    *sql.DB
+	vault *vault.Vault
+	now   func() time.Time
 }
 
-// NewService returns a Service on db. now is the clock (time.Now when nil).
-func NewService(db *sql.DB, now func() time.Time) *Service {
+// NewService returns a Service on db and v. now is the clock (time.Now when nil).
+func NewService(db *sql.DB, v *vault.Vault, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, now: now}
+	return &Service{db: db, vault: v, now: now}
+}
+
+// reveal fills u's Aadhaar and PAN from the vault. An entry that is gone (erased) stays empty.
+func (s *Service) reveal(ctx context.Context, q *sqlcgen.Queries, u *User) error {
+	m, err := s.vault.Reveal(ctx, q, u.aadhaarRef, u.panRef)
+	if err != nil {
+		return err
+	}
+	u.Aadhaar, u.PAN = govid.AadhaarFromStore(m[u.aadhaarRef]), govid.PANFromStore(m[u.panRef])
+	return nil
+}
+
+// storeIDs puts nu's Aadhaar and PAN in the vault and returns their refs.
+func (s *Service) storeIDs(ctx context.Context, q *sqlcgen.Queries, nu NewUser) (aRef, pRef string, err error) {
+	if aRef, err = s.vault.Store(ctx, q, vault.KindAadhaar, nu.Aadhaar.Digits()); err != nil {
+		return "", "", err
+	}
+	pRef, err = s.vault.Store(ctx, q, vault.KindPAN, nu.PAN.Value())
+	return aRef, pRef, err
 }
 
 // Now returns the service clock's current time; validation of ages uses it too.
@@ -55,12 +76,16 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 		if err := recordIdempotency(ctx, q, c, id, ActionCreate, now); err != nil {
 			return err
 		}
+		aRef, pRef, err := s.storeIDs(ctx, q, nu)
+		if err != nil {
+			return err
+		}
 		action, changed := ActionCreate, createdFields(nu)
-		err := q.InsertUser(ctx, sqlcgen.InsertUserParams{
-			ID: id, Name: nu.Name, Email: nu.Email.Display(), EmailKey: nu.Email.Key(),
-			PrimaryMobile: nu.PrimaryMobile, SecondaryMobile: nullString(nu.SecondaryMobile),
-			DateOfBirth: nu.DateOfBirth, PlaceOfBirth: nu.PlaceOfBirth,
-			Aadhaar: nu.Aadhaar.Digits(), Pan: nu.PAN.Value(),
+		err = q.InsertUser(ctx, sqlcgen.InsertUserParams{
+			ID: id, Name: nu.Name, Email: nu.Email.Display(), EmailKey: nullString(nu.Email.Key()),
+			PrimaryMobile: nullString(nu.PrimaryMobile), SecondaryMobile: nullString(nu.SecondaryMobile),
+			DateOfBirth: nullDate(nu.DateOfBirth), PlaceOfBirth: nu.PlaceOfBirth,
+			AadhaarRef: nullString(aRef), PanRef: nullString(pRef),
 			CurrentAddress: nu.CurrentAddress, PermanentAddress: nu.PermanentAddress,
 			CreatedAt: now, UpdatedAt: now, CreatedBy: nullString(c.Actor), UpdatedBy: nullString(c.Actor),
 			Version: version,
@@ -69,7 +94,7 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 			if !isDuplicate(err) {
 				return err
 			}
-			if id, changed, err = s.revive(ctx, q, c, nu, now, version); err != nil {
+			if id, changed, err = s.revive(ctx, q, c, nu, aRef, pRef, now, version); err != nil {
 				return err
 			}
 			action = ActionCreateRestore
@@ -83,8 +108,11 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 			return err
 		}
 		row, err := q.GetLiveUser(ctx, id)
+		if err != nil {
+			return err
+		}
 		out = toUser(row)
-		return err
+		return s.reveal(ctx, q, &out)
 	})
 	return out, err
 }
@@ -92,15 +120,15 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 // revive handles a duplicate on create: if the email's holder is soft-deleted and no other
 // user holds the other unique values, it overwrites the deleted user with nu and returns its id.
 // Otherwise it returns a *ConflictError naming every field held by someone else.
-func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu NewUser, now time.Time, version string) (string, []string, error) {
-	key, mobile, aadhaar, pan := nu.Email.Key(), nu.PrimaryMobile, nu.Aadhaar.Digits(), nu.PAN.Value()
-	holders, err := q.FindUniqueHolders(ctx, sqlcgen.FindUniqueHoldersParams{EmailKey: key, PrimaryMobile: mobile, Aadhaar: aadhaar, Pan: pan})
+func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu NewUser, aadhaar, pan string, now time.Time, version string) (string, []string, error) {
+	key, mobile := nu.Email.Key(), nu.PrimaryMobile
+	holders, err := findHolders(ctx, q, key, mobile, aadhaar, pan)
 	if err != nil {
 		return "", nil, err
 	}
 	ownerID := ""
 	for _, h := range holders {
-		if h.EmailKey == key && h.IsDeleted {
+		if h.EmailKey.String == key && h.IsDeleted {
 			ownerID = h.ID
 		}
 	}
@@ -122,10 +150,10 @@ func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu N
 		return "", nil, &ConflictError{Fields: []string{"email"}}
 	}
 	_, err = q.ReviveUser(ctx, sqlcgen.ReviveUserParams{
-		Name: nu.Name, Email: nu.Email.Display(), EmailKey: key,
-		PrimaryMobile: mobile, SecondaryMobile: nullString(nu.SecondaryMobile),
-		DateOfBirth: nu.DateOfBirth, PlaceOfBirth: nu.PlaceOfBirth,
-		Aadhaar: aadhaar, Pan: pan,
+		Name: nu.Name, Email: nu.Email.Display(), EmailKey: nullString(key),
+		PrimaryMobile: nullString(mobile), SecondaryMobile: nullString(nu.SecondaryMobile),
+		DateOfBirth: nullDate(nu.DateOfBirth), PlaceOfBirth: nu.PlaceOfBirth,
+		AadhaarRef: nullString(aadhaar), PanRef: nullString(pan),
 		CurrentAddress: nu.CurrentAddress, PermanentAddress: nu.PermanentAddress,
 		UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version,
 		ID: ownerID, ExpectedVersion: old.Version,
@@ -136,20 +164,33 @@ func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu N
 	if err != nil {
 		return "", nil, err
 	}
-	changed := diffFields(toUser(old), User{
+	prev := toUser(old)
+	changed := diffFields(prev, User{
 		Name: nu.Name, Email: nu.Email.Display(), PrimaryMobile: mobile, SecondaryMobile: nu.SecondaryMobile,
-		DateOfBirth: nu.DateOfBirth, PlaceOfBirth: nu.PlaceOfBirth, Aadhaar: nu.Aadhaar, PAN: nu.PAN,
+		DateOfBirth: nu.DateOfBirth, PlaceOfBirth: nu.PlaceOfBirth, aadhaarRef: aadhaar, panRef: pan,
 		CurrentAddress: nu.CurrentAddress, PermanentAddress: nu.PermanentAddress, IsActive: true,
 	})
+	// The old Aadhaar and PAN, when replaced, are referenced by nobody now: remove them. (With a
+	// separate vault database they stay as unreferenced entries: see README.)
+	if s.vault.Shared() {
+		var gone []string
+		if prev.aadhaarRef != aadhaar {
+			gone = append(gone, prev.aadhaarRef)
+		}
+		if prev.panRef != pan {
+			gone = append(gone, prev.panRef)
+		}
+		if err := s.vault.Delete(ctx, q, gone...); err != nil {
+			return "", nil, err
+		}
+	}
 	return ownerID, append(changed, "is_deleted"), nil
 }
 
 // conflicts reads who holds the given unique values and names the fields held by users other
 // than exclude, as a *ConflictError (nil when nobody else holds them).
 func conflicts(ctx context.Context, q *sqlcgen.Queries, emailKey, mobile, aadhaar, pan, exclude string) error {
-	holders, err := q.FindUniqueHolders(ctx, sqlcgen.FindUniqueHoldersParams{
-		EmailKey: emailKey, PrimaryMobile: mobile, Aadhaar: aadhaar, Pan: pan,
-	})
+	holders, err := findHolders(ctx, q, emailKey, mobile, aadhaar, pan)
 	if err != nil {
 		return err
 	}
@@ -160,16 +201,23 @@ func conflicts(ctx context.Context, q *sqlcgen.Queries, emailKey, mobile, aadhaa
 	return fmt.Errorf("%w: duplicate without a holder", mysqldb.ErrRetryable)
 }
 
+// findHolders reads the users holding any of the unique values (aadhaar and pan are vault refs).
+func findHolders(ctx context.Context, q *sqlcgen.Queries, emailKey, mobile, aadhaar, pan string) ([]sqlcgen.FindUniqueHoldersRow, error) {
+	return q.FindUniqueHolders(ctx, sqlcgen.FindUniqueHoldersParams{
+		EmailKey: nullString(emailKey), PrimaryMobile: nullString(mobile), AadhaarRef: nullString(aadhaar), PanRef: nullString(pan),
+	})
+}
+
 func conflictError(holders []sqlcgen.FindUniqueHoldersRow, emailKey, mobile, aadhaar, pan, exclude string) *ConflictError {
 	var email, mob, aad, pn bool
 	for _, h := range holders {
 		if h.ID == exclude {
 			continue
 		}
-		email = email || h.EmailKey == emailKey
-		mob = mob || h.PrimaryMobile == mobile
-		aad = aad || h.Aadhaar == aadhaar
-		pn = pn || h.Pan == pan
+		email = email || emailKey != "" && h.EmailKey.String == emailKey
+		mob = mob || mobile != "" && h.PrimaryMobile.String == mobile
+		aad = aad || aadhaar != "" && h.AadhaarRef.String == aadhaar
+		pn = pn || pan != "" && h.PanRef.String == pan
 	}
 	var fields []string
 	for _, f := range []struct {
@@ -190,14 +238,16 @@ func conflictError(holders []sqlcgen.FindUniqueHoldersRow, emailKey, mobile, aad
 // recorded in the audit trail in the same transaction (who saw whose data, when).
 func (s *Service) Get(ctx context.Context, c Caller, id string, pii bool) (User, error) {
 	if !pii {
-		row, err := sqlcgen.New(s.db).GetLiveUser(ctx, id)
+		q := sqlcgen.New(s.db)
+		row, err := q.GetLiveUser(ctx, id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return User{}, ErrNotFound
 		}
 		if err != nil {
 			return User{}, fmt.Errorf("get user: %w", err)
 		}
-		return toUser(row), nil
+		u := toUser(row)
+		return u, s.reveal(ctx, q, &u)
 	}
 	var out User
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
@@ -209,6 +259,9 @@ func (s *Service) Get(ctx context.Context, c Caller, id string, pii bool) (User,
 			return err
 		}
 		out = toUser(row)
+		if err := s.reveal(ctx, q, &out); err != nil {
+			return err
+		}
 		return audit(ctx, q, c, id, ActionPIIRead, []string{"aadhaar", "pan"}, row.Version, s.now().UTC())
 	})
 	return out, err
@@ -217,13 +270,25 @@ func (s *Service) Get(ctx context.Context, c Caller, id string, pii bool) (User,
 // Lookup finds the live user holding an Aadhaar or a PAN (exactly one of them is set) and
 // returns it in full; the read is audited like Get with pii.
 func (s *Service) Lookup(ctx context.Context, c Caller, aadhaar *govid.Aadhaar, pan *govid.PAN) (User, error) {
-	var id string
-	var err error
 	q := sqlcgen.New(s.db)
+	kind, value := vault.KindAadhaar, ""
 	if aadhaar != nil {
-		id, err = q.GetLiveUserByAadhaar(ctx, aadhaar.Digits())
+		value = aadhaar.Digits()
 	} else {
-		id, err = q.GetLiveUserByPAN(ctx, pan.Value())
+		kind, value = vault.KindPAN, pan.Value()
+	}
+	ref, err := s.vault.Find(ctx, q, kind, value)
+	if err != nil {
+		return User{}, fmt.Errorf("lookup: %w", err)
+	}
+	if ref == "" {
+		return User{}, ErrNotFound
+	}
+	var id string
+	if kind == vault.KindAadhaar {
+		id, err = q.GetLiveUserByAadhaarRef(ctx, nullString(ref))
+	} else {
+		id, err = q.GetLiveUserByPANRef(ctx, nullString(ref))
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
@@ -246,7 +311,7 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 			return err
 		}
 		cur := toUser(row)
-		next, emailKey := applyChanges(cur, row.EmailKey, ch)
+		next, emailKey := applyChanges(cur, row.EmailKey.String, ch)
 		if next.SecondaryMobile != "" && next.SecondaryMobile == next.PrimaryMobile {
 			verr := &ValidationError{}
 			verr.Add("secondary_mobile", "must differ from primary_mobile")
@@ -255,11 +320,11 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 		changed := diffFields(cur, next)
 		if len(changed) == 0 {
 			out = cur
-			return nil
+			return s.reveal(ctx, q, &out)
 		}
 		now, version := s.now().UTC(), uuid.NewString()
 		_, err = q.UpdateUserProfile(ctx, sqlcgen.UpdateUserProfileParams{
-			Name: next.Name, Email: next.Email, EmailKey: emailKey, PrimaryMobile: next.PrimaryMobile,
+			Name: next.Name, Email: next.Email, EmailKey: nullString(emailKey), PrimaryMobile: nullString(next.PrimaryMobile),
 			SecondaryMobile: nullString(next.SecondaryMobile), CurrentAddress: next.CurrentAddress,
 			PermanentAddress: next.PermanentAddress, IsActive: next.IsActive,
 			UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version,
@@ -274,9 +339,11 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 		if err := audit(ctx, q, c, id, ActionUpdate, changed, version, now); err != nil {
 			return err
 		}
-		row, err = q.GetLiveUser(ctx, id)
+		if row, err = q.GetLiveUser(ctx, id); err != nil {
+			return err
+		}
 		out = toUser(row)
-		return err
+		return s.reveal(ctx, q, &out)
 	})
 	return out, err
 }
@@ -320,6 +387,9 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 		if err != nil {
 			return err
 		}
+		if row.ErasedAt.Valid {
+			return ErrNotFound // an erased user is gone for good
+		}
 		if !row.IsDeleted {
 			return ErrNotDeleted
 		}
@@ -337,8 +407,11 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 			return err
 		}
 		row2, err := q.GetLiveUser(ctx, id)
+		if err != nil {
+			return err
+		}
 		out = toUser(row2)
-		return err
+		return s.reveal(ctx, q, &out)
 	})
 	return out, err
 }
@@ -470,8 +543,8 @@ func diffFields(a, b User) []string {
 	add("secondary_mobile", a.SecondaryMobile != b.SecondaryMobile)
 	add("date_of_birth", !a.DateOfBirth.Equal(b.DateOfBirth))
 	add("place_of_birth", a.PlaceOfBirth != b.PlaceOfBirth)
-	add("aadhaar", a.Aadhaar != b.Aadhaar)
-	add("pan", a.PAN != b.PAN)
+	add("aadhaar", a.aadhaarRef != b.aadhaarRef)
+	add("pan", a.panRef != b.panRef)
 	add("current_address", a.CurrentAddress != b.CurrentAddress)
 	add("permanent_address", a.PermanentAddress != b.PermanentAddress)
 	add("is_active", a.IsActive != b.IsActive)
@@ -541,4 +614,101 @@ func isDuplicate(err error) bool {
 // escapeLike makes s a literal inside a LIKE pattern that uses '!' as its escape character.
 func escapeLike(s string) string {
 	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
+}
+
+// Erasure is the tombstone of an erased user.
+type Erasure struct {
+	ID       string
+	ErasedAt time.Time
+	Reason   string
+}
+
+// Erase removes a user's personal data for good, whether live or soft-deleted: the vault
+// entries of its Aadhaar and PAN, every personal column, and the unique values (so the person
+// can register again). The row stays as a tombstone (id, timestamps, reason) and the audit trail,
+// which never held personal data, stays whole. Erasing an erased user changes nothing.
+func (s *Service) Erase(ctx context.Context, c Caller, id, reason string) (Erasure, error) {
+	if !s.vault.Shared() {
+		// A separate vault cannot join the transaction: delete the entries first, so that a
+		// crash in between leaves a user without readable ids (finished by erasing again),
+		// never erased-looking data that is still decryptable.
+		row, err := sqlcgen.New(s.db).GetUserState(ctx, id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Erasure{}, ErrNotFound
+		} else if err != nil {
+			return Erasure{}, err
+		}
+		if err := s.vault.Delete(ctx, nil, row.AadhaarRef.String, row.PanRef.String); err != nil {
+			return Erasure{}, err
+		}
+	}
+	var out Erasure
+	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+		row, err := q.LockUser(ctx, id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if row.ErasedAt.Valid {
+			out = Erasure{ID: id, ErasedAt: row.ErasedAt.Time.UTC(), Reason: row.ErasureReason.String}
+			return nil
+		}
+		if s.vault.Shared() {
+			if err := s.vault.Delete(ctx, q, row.AadhaarRef.String, row.PanRef.String); err != nil {
+				return err
+			}
+		}
+		now, version := s.now().UTC(), uuid.NewString()
+		if _, err := q.EraseUser(ctx, sqlcgen.EraseUserParams{
+			DeletedAt: sql.NullTime{Time: now, Valid: true}, DeletedBy: nullString(c.Actor),
+			ErasedAt: sql.NullTime{Time: now, Valid: true}, Reason: nullString(reason),
+			UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version, ID: id,
+		}); err != nil {
+			return err
+		}
+		out = Erasure{ID: id, ErasedAt: now, Reason: reason}
+		return audit(ctx, q, c, id, ActionErase, []string{"personal_data"}, version, now)
+	})
+	return out, err
+}
+
+// PurgeProgress reports a retention purge batch.
+type PurgeProgress struct{ Erased, Failed int }
+
+// PurgeDeletedBefore erases soft-deleted users deleted before cutoff, in batches, until none
+// is left. Each user is erased in its own transaction (see Erase).
+func (s *Service) PurgeDeletedBefore(ctx context.Context, c Caller, cutoff time.Time, batch int, progress func(PurgeProgress)) (PurgeProgress, error) {
+	var p PurgeProgress
+	q := sqlcgen.New(s.db)
+	failed := map[string]bool{}
+	for {
+		ids, err := q.ListDeletedBefore(ctx, sqlcgen.ListDeletedBeforeParams{DeletedAt: sql.NullTime{Time: cutoff, Valid: true}, Limit: int32(batch + len(failed))})
+		if err != nil {
+			return p, err
+		}
+		todo := 0
+		for _, id := range ids {
+			if failed[id] {
+				continue
+			}
+			todo++
+			if _, err := s.Erase(ctx, c, id, "retention: soft-deleted before "+cutoff.UTC().Format(time.RFC3339)); err != nil {
+				if ctx.Err() != nil {
+					return p, ctx.Err()
+				}
+				failed[id] = true
+				p.Failed++
+				continue
+			}
+			p.Erased++
+		}
+		if progress != nil {
+			progress(p)
+		}
+		if todo == 0 {
+			return p, nil
+		}
+	}
 }

@@ -40,6 +40,11 @@ type User struct {
 	DeletedBy        string
 	LastLoginAt      *time.Time
 	Version          string
+	ErasedAt         *time.Time
+	ErasureReason    string
+
+	// References into the vault; Aadhaar and PAN are filled from them on demand.
+	aadhaarRef, panRef string
 }
 
 // String prints only the id, so that a User in an error or log message leaks nothing.
@@ -70,6 +75,7 @@ const (
 	ActionRestore       = "restore"
 	ActionCreateRestore = "create_restore" // a create that revived a soft-deleted user
 	ActionPIIRead       = "pii_read"       // someone was shown the full Aadhaar and PAN
+	ActionErase         = "erase"          // the personal data was removed for good
 )
 
 // Caller says who is acting and in which request; it is written to the audit fields.
@@ -196,12 +202,14 @@ func toUser(r sqlcgen.User) User {
 		ID:               r.ID,
 		Name:             r.Name,
 		Email:            r.Email,
-		PrimaryMobile:    r.PrimaryMobile,
+		PrimaryMobile:    r.PrimaryMobile.String,
 		SecondaryMobile:  r.SecondaryMobile.String,
-		DateOfBirth:      r.DateOfBirth,
+		DateOfBirth:      r.DateOfBirth.Time,
 		PlaceOfBirth:     r.PlaceOfBirth,
-		Aadhaar:          govid.AadhaarFromStore(r.Aadhaar),
-		PAN:              govid.PANFromStore(r.Pan),
+		aadhaarRef:       r.AadhaarRef.String,
+		panRef:           r.PanRef.String,
+		ErasedAt:         timePtr(r.ErasedAt),
+		ErasureReason:    r.ErasureReason.String,
 		CurrentAddress:   r.CurrentAddress,
 		PermanentAddress: r.PermanentAddress,
 		IsActive:         r.IsActive,
@@ -253,6 +261,8 @@ func timePtr(t sql.NullTime) *time.Time {
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+func nullDate(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
 
 // String guard: fmt must never reach personal data through %v of these types.
 var _ fmt.Stringer = User{}

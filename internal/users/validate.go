@@ -200,3 +200,7 @@ func cleanText(s string, minLen, maxLen int, multiline bool) (string, error) {
 func lengthError(minLen, maxLen int) error {
 	return fmt.Errorf("must be %d to %d characters long", minLen, maxLen)
 }
+
+// CleanReason validates an erasure reason: up to 255 characters, no control characters. It must
+// not hold personal data; that is the caller's duty, stated in the API documentation.
+func CleanReason(s string) (string, error) { return cleanText(s, 0, 255, false) }

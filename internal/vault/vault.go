@@ -1,0 +1,181 @@
+package vault
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/sqlcgen"
+)
+
+// Kinds of vault entries.
+const (
+	KindAadhaar = "aadhaar"
+	KindPAN     = "pan"
+)
+
+// Vault stores and reveals values. When it shares the users' database its statements join the
+// caller's transaction, so a user and its vault entries commit or roll back together. With
+// VAULT_DATABASE_URL it runs on its own database, outside that transaction (see README).
+type Vault struct {
+	keys *Keyring
+	db   *sql.DB // nil: shared database
+	now  func() time.Time
+}
+
+// New returns a vault; separate is the vault's own database, or nil to share the caller's.
+func New(keys *Keyring, separate *sql.DB) *Vault {
+	return &Vault{keys: keys, db: separate, now: time.Now}
+}
+
+// Shared reports whether vault writes join the caller's transaction.
+func (v *Vault) Shared() bool { return v.db == nil }
+
+func (v *Vault) on(q *sqlcgen.Queries) *sqlcgen.Queries {
+	if v.db == nil {
+		return q
+	}
+	return sqlcgen.New(v.db)
+}
+
+func aad(kind, ref string) []byte { return []byte(kind + ":" + ref) }
+
+// Store returns the ref of value, creating its encrypted entry when the value is new. One entry
+// exists per distinct value (found by blind index); uniqueness across users is decided by the
+// users table's unique key on the ref.
+func (v *Vault) Store(ctx context.Context, q *sqlcgen.Queries, kind, value string) (string, error) {
+	vq := v.on(q)
+	bidx := v.keys.BlindIndex(kind, value)
+	ref, err := vq.GetVaultRefByIndex(ctx, sqlcgen.GetVaultRefByIndexParams{Kind: kind, BlindIndex: bidx})
+	if err == nil || !errors.Is(err, sql.ErrNoRows) {
+		return ref, err
+	}
+	ref = uuid.NewString()
+	now := v.now().UTC()
+	err = vq.InsertVaultEntry(ctx, sqlcgen.InsertVaultEntryParams{
+		Ref: ref, Kind: kind, BlindIndex: bidx, KeyID: v.keys.ActiveKeyID(),
+		Ciphertext: v.keys.Encrypt([]byte(value), aad(kind, ref)), CreatedAt: now, UpdatedAt: now,
+	})
+	var dup *mysqldb.DuplicateKeyError
+	if errors.As(mysqldb.Translate(err), &dup) {
+		// Another request stored the same value meanwhile: use its entry.
+		return vq.GetVaultRefByIndex(ctx, sqlcgen.GetVaultRefByIndexParams{Kind: kind, BlindIndex: bidx})
+	}
+	return ref, err
+}
+
+// Find returns the ref of value, or "" when the vault does not hold it.
+func (v *Vault) Find(ctx context.Context, q *sqlcgen.Queries, kind, value string) (string, error) {
+	ref, err := v.on(q).GetVaultRefByIndex(ctx, sqlcgen.GetVaultRefByIndexParams{Kind: kind, BlindIndex: v.keys.BlindIndex(kind, value)})
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return ref, err
+}
+
+// Reveal decrypts the entries of refs ("" refs are skipped) and returns them by ref.
+func (v *Vault) Reveal(ctx context.Context, q *sqlcgen.Queries, refs ...string) (map[string]string, error) {
+	var want []string
+	for _, r := range refs {
+		if r != "" {
+			want = append(want, r)
+		}
+	}
+	out := make(map[string]string, len(want))
+	if len(want) == 0 {
+		return out, nil
+	}
+	rows, err := v.on(q).GetVaultEntries(ctx, want)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		pt, err := v.keys.Decrypt(r.Ciphertext, aad(r.Kind, r.Ref))
+		if err != nil {
+			return nil, fmt.Errorf("vault entry %s: %w", r.Ref, err)
+		}
+		out[r.Ref] = string(pt)
+	}
+	return out, nil
+}
+
+// Delete removes entries for good ("" refs are skipped).
+func (v *Vault) Delete(ctx context.Context, q *sqlcgen.Queries, refs ...string) error {
+	var del []string
+	for _, r := range refs {
+		if r != "" {
+			del = append(del, r)
+		}
+	}
+	if len(del) == 0 {
+		return nil
+	}
+	_, err := v.on(q).DeleteVaultEntries(ctx, del)
+	return err
+}
+
+// RotateProgress reports a rotation batch.
+type RotateProgress struct {
+	Done, Remaining int64
+}
+
+// Rotate re-encrypts every entry that is not under the active key, batch by batch, each batch
+// in its own short transaction. It is resumable: it always starts from what is left. Entries
+// whose key is not configured are reported and skipped.
+func Rotate(ctx context.Context, db *sql.DB, keys *Keyring, batch int, progress func(RotateProgress)) (done int64, err error) {
+	active := keys.ActiveKeyID()
+	q := sqlcgen.New(db)
+	after := ""
+	var undecryptable int64
+	for {
+		rows, err := q.ListVaultEntriesToRekey(ctx, sqlcgen.ListVaultEntriesToRekeyParams{ActiveKey: active, AfterRef: after, Limit: int32(batch)})
+		if err != nil {
+			return done, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		var batchDone, batchBad int64
+		err = mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(tq *sqlcgen.Queries) error {
+			batchDone, batchBad = 0, 0 // the unit may rerun
+			for _, r := range rows {
+				pt, derr := keys.Decrypt(r.Ciphertext, aad(r.Kind, r.Ref))
+				if derr != nil {
+					batchBad++
+					continue
+				}
+				n, err := tq.RekeyVaultEntry(ctx, sqlcgen.RekeyVaultEntryParams{
+					KeyID: active, Ciphertext: keys.Encrypt(pt, aad(r.Kind, r.Ref)), UpdatedAt: time.Now().UTC(),
+					Ref: r.Ref, OldKeyID: r.KeyID,
+				})
+				if err != nil {
+					return err
+				}
+				batchDone += n
+			}
+			return nil
+		})
+		if err != nil {
+			return done, err
+		}
+		done += batchDone
+		undecryptable += batchBad
+		after = rows[len(rows)-1].Ref
+		remaining, err := q.CountVaultEntriesToRekey(ctx, active)
+		if err != nil {
+			return done, err
+		}
+		if progress != nil {
+			progress(RotateProgress{Done: done, Remaining: remaining})
+		}
+	}
+	if undecryptable > 0 {
+		return done, fmt.Errorf("%d entries are under keys that are not configured; add those keys to PII_ENCRYPTION_KEYS and run again", undecryptable)
+	}
+	return done, nil
+}
