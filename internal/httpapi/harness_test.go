@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/usersvc/usersvc/internal/auth"
@@ -42,6 +43,10 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.env != nil {
 		shared.env.close()
+		for _, f := range shared.env.failures {
+			fmt.Fprintln(os.Stderr, "FAIL (shared environment):", f)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
@@ -51,6 +56,7 @@ type env struct {
 	h           http.Handler
 	svc         *users.Service
 	db          *sql.DB
+	vaultDB     *sql.DB // set when the vault has a database of its own
 	rdb         redis.UniversalClient
 	idem        *idempotency.Store
 	prefix      string
@@ -59,6 +65,7 @@ type env struct {
 	keys        *auth.KeyStore
 	key, keyID  string // an API key with every scope, sent by do unless a test sends its own
 	close       func()
+	failures    []string // plaintext findings made by close
 }
 
 type syncBuffer struct {
@@ -86,6 +93,7 @@ type envOptions struct {
 	denyOnRedisErr bool
 	trusted        []string
 	jwt            *auth.JWTConfig
+	separateVault  bool
 }
 
 func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
@@ -105,7 +113,22 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 		drop()
 		return nil, err
 	}
-	svc := users.NewService(db, vault.New(keys, nil), nil)
+	var vdb *sql.DB
+	if o.separateVault {
+		vcfg, vdrop, err := testdb.FreshVault(context.Background(), prefix+"_vault")
+		if err != nil {
+			drop()
+			return nil, err
+		}
+		if vdb, err = mysqldb.Open(context.Background(), vcfg, mysqldb.PoolConfig{MaxOpen: 10, MaxIdle: 10}); err != nil {
+			vdrop()
+			drop()
+			return nil, err
+		}
+		inner := drop
+		drop = func() { vdb.Close(); vdrop(); inner() }
+	}
+	svc := users.NewService(db, vault.New(keys, vdb), nil)
 	if o.redisURL == "" {
 		o.redisURL = testdb.RedisURL(t)
 	}
@@ -118,7 +141,7 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 		return nil, err
 	}
 	keyPrefix := "usersvc-test-" + strings.ToLower(randLetters(8))
-	e := &env{db: db, logs: logs, svc: svc, rdb: rdb, prefix: keyPrefix, redisErrors: &atomic.Int64{}}
+	e := &env{db: db, vaultDB: vdb, logs: logs, svc: svc, rdb: rdb, prefix: keyPrefix, redisErrors: &atomic.Int64{}}
 	e.keys = auth.NewKeyStore(db)
 	e.keys.CacheTTL = 0 // revocations take effect at once in tests
 	if e.key, e.keyID, err = auth.Create(context.Background(), db, "test-all", auth.AllScopes, time.Now()); err != nil {
@@ -140,7 +163,14 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 			RedisErrors: e.redisErrors},
 		Idempotency: e.idem,
 	}, svc)
-	e.close = func() { rdb.Close(); db.Close(); drop() }
+	e.close = func() {
+		for _, f := range e.findPlaintext() {
+			e.failures = append(e.failures, f)
+		}
+		rdb.Close()
+		db.Close()
+		drop()
+	}
 	return e, nil
 }
 
@@ -164,7 +194,12 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.close)
+	t.Cleanup(func() {
+		e.close()
+		for _, f := range e.failures {
+			t.Error(f)
+		}
+	})
 	return e
 }
 
@@ -223,15 +258,30 @@ type person map[string]any
 
 func randLetters(n int) string { return testdb.Letters(n) }
 
-func newAadhaar() string { return testdb.Aadhaar() }
-func newPAN() string     { return testdb.PAN() }
-func newMobile() string  { return testdb.Mobile() }
+// sensitive records every Aadhaar, PAN, mobile and email the tests send, so that each
+// environment can prove, before its database is dropped, that none of them is stored or
+// logged in plain text where it must not be.
+var sensitive = struct {
+	sync.Mutex
+	ids, contact map[string]bool
+}{ids: map[string]bool{}, contact: map[string]bool{}}
+
+func remember(kind map[string]bool, v string) string {
+	sensitive.Lock()
+	kind[v] = true
+	sensitive.Unlock()
+	return v
+}
+
+func newAadhaar() string { return remember(sensitive.ids, testdb.Aadhaar()) }
+func newPAN() string     { return remember(sensitive.ids, testdb.PAN()) }
+func newMobile() string  { return remember(sensitive.contact, testdb.Mobile()) }
 
 func newPerson() person {
 	tag := strings.ToLower(randLetters(10))
 	return person{
 		"name":              "Test User " + tag,
-		"email":             "user." + tag + "@example.com",
+		"email":             remember(sensitive.contact, "user."+tag+"@example.com"),
 		"primary_mobile":    newMobile(),
 		"aadhaar":           newAadhaar(),
 		"pan":               newPAN(),
@@ -319,8 +369,6 @@ func etagOf(t *testing.T, r response) string {
 	return et
 }
 
-var _ = fmt.Sprint
-
 func jsonEncode(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }
 
 // keyWith creates an API key with the given scopes and returns its Authorization header value.
@@ -331,4 +379,91 @@ func (e *env) keyWith(t *testing.T, scopes ...string) string {
 		t.Fatal(err)
 	}
 	return "Bearer " + key
+}
+
+// findPlaintext dumps every table of the environment's database and every Redis record it
+// wrote, and fails if any Aadhaar or PAN the tests used appears in plain text; and it fails if
+// the logs hold any Aadhaar, PAN, mobile, email or date of birth.
+func (e *env) findPlaintext() (findings []string) {
+	sensitive.Lock()
+	var ids, all []string
+	for v := range sensitive.ids {
+		ids = append(ids, v)
+	}
+	for v := range sensitive.contact {
+		all = append(all, v)
+	}
+	sensitive.Unlock()
+	all = append(append(all, ids...), "1995-06-15")
+	report := func(where, v string) {
+		findings = append(findings, fmt.Sprintf("plaintext %s found in %s", v[:2]+strings.Repeat("*", len(v)-2), where))
+	}
+	ctx := context.Background()
+	tables, err := e.db.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+	if err != nil {
+		return []string{"list tables: " + err.Error()}
+	}
+	var names []string
+	for tables.Next() {
+		var n string
+		_ = tables.Scan(&n)
+		names = append(names, n)
+	}
+	tables.Close()
+	for _, table := range names {
+		rows, err := e.db.QueryContext(ctx, "SELECT * FROM `"+table+"`")
+		if err != nil {
+			findings = append(findings, "dump "+table+": "+err.Error())
+			continue
+		}
+		cols, _ := rows.Columns()
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				findings = append(findings, "scan "+table+": "+err.Error())
+				break
+			}
+			var line strings.Builder
+			for _, v := range vals {
+				line.Write(v)
+				line.WriteByte('|')
+			}
+			for _, v := range ids {
+				if strings.Contains(line.String(), v) {
+					report("table "+table, v)
+				}
+			}
+		}
+		rows.Close()
+	}
+	iter := e.rdb.Scan(ctx, 0, e.prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		val, _ := e.rdb.Get(ctx, iter.Val()).Result()
+		for _, v := range ids {
+			if strings.Contains(val, v) {
+				report("redis", v)
+			}
+		}
+	}
+	logs := e.logs.String()
+	for _, v := range all {
+		if strings.Contains(logs, v) {
+			report("logs", v)
+		}
+	}
+	return findings
+}
+
+func openTestDB(t *testing.T, cfg *mysql.Config) *sql.DB {
+	t.Helper()
+	db, err := mysqldb.Open(context.Background(), cfg, mysqldb.PoolConfig{MaxOpen: 10, MaxIdle: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -89,9 +90,18 @@ func dockerHealthy(ctx context.Context) (err error) {
 	return p.Health(hctx)
 }
 
+// FreshVault is Fresh for a vault-only database (schema/vault.sql), as VAULT_DATABASE_URL uses.
+func FreshVault(ctx context.Context, prefix string) (*mysql.Config, func(), error) {
+	return fresh(ctx, prefix, schema.VaultFiles)
+}
+
 // Fresh creates a database with a unique name, migrates it with the same code the binary's
 // `migrate` command uses, and returns its configuration and a function that drops it.
 func Fresh(ctx context.Context, prefix string) (*mysql.Config, func(), error) {
+	return fresh(ctx, prefix, schema.Files)
+}
+
+func fresh(ctx context.Context, prefix string, files fs.FS) (*mysql.Config, func(), error) {
 	srv, err := Server(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -100,7 +110,7 @@ func Fresh(ctx context.Context, prefix string) (*mysql.Config, func(), error) {
 	_, _ = rand.Read(b)
 	cfg := srv.Clone()
 	cfg.DBName = "usersvc_test_" + prefix + "_" + hex.EncodeToString(b)
-	if _, err := migrate.Run(ctx, cfg, schema.Files, migrate.Options{}); err != nil {
+	if _, err := migrate.Run(ctx, cfg, files, migrate.Options{}); err != nil {
 		Drop(cfg)
 		return nil, nil, fmt.Errorf("migrate %s: %w", cfg.DBName, err)
 	}
