@@ -164,9 +164,7 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 		Idempotency: e.idem,
 	}, svc)
 	e.close = func() {
-		for _, f := range e.findPlaintext() {
-			e.failures = append(e.failures, f)
-		}
+		e.failures = append(e.failures, e.findPlaintext()...)
 		rdb.Close()
 		db.Close()
 		drop()
@@ -399,46 +397,24 @@ func (e *env) findPlaintext() (findings []string) {
 		findings = append(findings, fmt.Sprintf("plaintext %s found in %s", v[:2]+strings.Repeat("*", len(v)-2), where))
 	}
 	ctx := context.Background()
-	tables, err := e.db.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+	tables, err := queryStrings(ctx, e.db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
 	if err != nil {
 		return []string{"list tables: " + err.Error()}
 	}
-	var names []string
-	for tables.Next() {
-		var n string
-		_ = tables.Scan(&n)
-		names = append(names, n)
-	}
-	tables.Close()
-	for _, table := range names {
-		rows, err := e.db.QueryContext(ctx, "SELECT * FROM `"+table+"`")
+	for _, table := range tables {
+		// Every column of every row, concatenated: binary columns too.
+		lines, err := queryStrings(ctx, e.db, "SELECT CONCAT_WS('|', "+columnsOf(ctx, e.db, table)+") FROM `"+table+"`")
 		if err != nil {
 			findings = append(findings, "dump "+table+": "+err.Error())
 			continue
 		}
-		cols, _ := rows.Columns()
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				findings = append(findings, "scan "+table+": "+err.Error())
-				break
-			}
-			var line strings.Builder
-			for _, v := range vals {
-				line.Write(v)
-				line.WriteByte('|')
-			}
+		for _, line := range lines {
 			for _, v := range ids {
-				if strings.Contains(line.String(), v) {
+				if strings.Contains(line, v) {
 					report("table "+table, v)
 				}
 			}
 		}
-		rows.Close()
 	}
 	iter := e.rdb.Scan(ctx, 0, e.prefix+":*", 1000).Iterator()
 	for iter.Next(ctx) {
@@ -466,4 +442,28 @@ func openTestDB(t *testing.T, cfg *mysql.Config) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// queryStrings returns the first column of every row.
+func queryStrings(ctx context.Context, db *sql.DB, query string) ([]string, error) {
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v sql.NullString
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v.String)
+	}
+	return out, rows.Err()
+}
+
+// columnsOf lists a table's columns, quoted, for CONCAT_WS.
+func columnsOf(ctx context.Context, db *sql.DB, table string) string {
+	cols, _ := queryStrings(ctx, db, "SELECT CONCAT('`', COLUMN_NAME, '`') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '"+table+"' ORDER BY ORDINAL_POSITION")
+	return strings.Join(cols, ", ")
 }
