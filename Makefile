@@ -13,7 +13,7 @@ export TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 SQLC     := $(GO) tool -modfile=tools/sqlc/go.mod sqlc
 GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 
-.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster ci
+.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster fuzz ci
 
 ## run: build, migrate the database declaratively, create local secrets and an API key
 ## (.env.local, git-ignored), serve the API on :8000
@@ -55,9 +55,18 @@ check-generated:
 cluster: build
 	deploy/cluster.sh
 
+## fuzz: a short run of every fuzz target (FUZZTIME each; seed corpora in testdata/fuzz)
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAadhaar$$' -fuzztime=$(FUZZTIME) ./internal/govid
+	$(GO) test -run='^$$' -fuzz='^FuzzParsePAN$$' -fuzztime=$(FUZZTIME) ./internal/govid
+	$(GO) test -run='^$$' -fuzz='^FuzzParseMobile$$' -fuzztime=$(FUZZTIME) ./internal/users
+	$(GO) test -run='^$$' -fuzz='^FuzzParseEmail$$' -fuzztime=$(FUZZTIME) ./internal/users
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCreate$$' -fuzztime=$(FUZZTIME) ./internal/httpapi
+
 ## readme-check: run the README's curl examples against a fresh database and the real binary
 readme-check: build
 	.ci/readme-examples
 
 ## ci: what .ci/run runs once the services are up
-ci: check-generated lint test readme-check
+ci: check-generated lint test readme-check fuzz

@@ -3,11 +3,20 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -200,4 +209,56 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	if err := db.QueryRow("SELECT name FROM users WHERE id = ?", id).Scan(&name); err != nil || name != "Drained Name" {
 		t.Fatalf("update lost: %q %v", name, err)
 	}
+}
+
+// TestTLS serves HTTPS with a certificate the test makes.
+func TestTLS(t *testing.T) {
+	cfg := testdb.New(t, "tls")
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := dir+"/cert.pem", dir+"/key.pem"
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	port := freePort(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, []string{"usersvc", "serve"}, envOf(map[string]string{
+			"DATABASE_URL": dbURL(cfg), "PORT": fmt.Sprint(port), "TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile,
+			"PII_ENCRYPTION_KEYS": "t1:" + vault.NewKeyMaterial(), "BLIND_INDEX_KEY": vault.NewKeyMaterial(),
+		}), io.Discard, io.Discard)
+	}()
+	pool := x509.NewCertPool()
+	pool.AddCert(must(x509.ParseCertificate(der)))
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		if resp, err = client.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", port)); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("https: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -4,6 +4,7 @@ package config
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,6 +76,9 @@ type Config struct {
 	JWTAudience    string
 	JWTScopesClaim string
 
+	// TLSCertFile and TLSKeyFile, when both set, make the server speak HTTPS.
+	TLSCertFile, TLSKeyFile string
+
 	RequestTimeout    time.Duration
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
@@ -120,6 +124,8 @@ var Variables = []Variable{
 	{"JWT_ISSUER", "", "required iss of JWTs (required when JWTs are enabled)"},
 	{"JWT_AUDIENCE", "", "required aud of JWTs (required when JWTs are enabled)"},
 	{"JWT_SCOPES_CLAIM", "scope", "JWT claim holding scopes (space-separated string or list)"},
+	{"TLS_CERT_FILE", "", "serve HTTPS with this certificate (PEM) and TLS_KEY_FILE"},
+	{"TLS_KEY_FILE", "", "private key (PEM) for TLS_CERT_FILE"},
 	{"DEFAULT_PAGE_SIZE", "10", "page size when page_size is not given"},
 	{"MAX_PAGE_SIZE", "100", "largest page_size accepted"},
 	{"ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:8080", "CORS origins, comma-separated or a JSON list; * allows any"},
@@ -227,6 +233,14 @@ func Load(getenv func(string) string) (Config, error) {
 	c.JWTIssuer, c.JWTAudience, c.JWTScopesClaim = l.str("JWT_ISSUER"), l.str("JWT_AUDIENCE"), l.str("JWT_SCOPES_CLAIM")
 	if (len(c.JWTHS256Secret) > 0 || c.JWTJWKSURL != "") && (c.JWTIssuer == "" || c.JWTAudience == "") {
 		l.fail("JWT_ISSUER", "and JWT_AUDIENCE are required when JWT_HS256_SECRET or JWT_JWKS_URL is set")
+	}
+	c.TLSCertFile, c.TLSKeyFile = l.str("TLS_CERT_FILE"), l.str("TLS_KEY_FILE")
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		l.fail("TLS_CERT_FILE", "and TLS_KEY_FILE must be set together")
+	} else if c.TLSCertFile != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile); err != nil {
+			l.fail("TLS_CERT_FILE", "and TLS_KEY_FILE do not load as a certificate and key")
+		}
 	}
 	c.MaxPageSize = l.intRange("MAX_PAGE_SIZE", 1, 1000)
 	c.DefaultPageSize = l.intRange("DEFAULT_PAGE_SIZE", 1, 1000)

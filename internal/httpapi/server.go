@@ -65,6 +65,7 @@ func NewServer(opts Options, svc *users.Service) http.Handler {
 		panic(fmt.Sprintf("httpapi: trusted proxies: %v", err))
 	}
 	r.Use(
+		securityHeaders(),
 		withRequestID(),
 		accessLog(opts.Logger, opts.Tokens),
 		recovery(opts.Logger),
@@ -146,6 +147,22 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 	})
 }
 
+// securityHeaders: no MIME sniffing anywhere; no caching of anything under /api, since almost
+// every answer there carries personal data (RFC 9111 no-store).
+func securityHeaders() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.Writer.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		c.Next()
+	}
+}
+
+// cors answers allowed origins. Credentials (cookies) are never allowed: clients send bearer
+// tokens explicitly, so "*" is safe to configure and is answered literally.
 func cors(allowed []string) gin.HandlerFunc {
 	allow := set(allowed...)
 	return func(c *gin.Context) {
@@ -159,7 +176,11 @@ func cors(allowed []string) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		c.Header("Access-Control-Allow-Origin", origin)
+		if allow["*"] {
+			c.Header("Access-Control-Allow-Origin", "*")
+		} else {
+			c.Header("Access-Control-Allow-Origin", origin)
+		}
 		c.Header("Access-Control-Expose-Headers", "ETag, Location, X-Request-ID, Retry-After")
 		if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
 			c.Header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
