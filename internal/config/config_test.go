@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/usersvc/usersvc/internal/vault"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -39,9 +41,19 @@ func TestErrorsNameVariablesAndHideSecrets(t *testing.T) {
 	}
 }
 
-func TestProductionNeedsSecret(t *testing.T) {
-	if _, err := Load(env(map[string]string{"APP_ENV": "production"})); err == nil || !strings.Contains(err.Error(), "LOG_HASH_SECRET") {
+func TestProductionNeedsSecrets(t *testing.T) {
+	_, err := Load(env(map[string]string{"APP_ENV": "production"}))
+	if err == nil || !strings.Contains(err.Error(), "LOG_HASH_SECRET") || !strings.Contains(err.Error(), "PII_ENCRYPTION_KEYS") {
 		t.Fatalf("got %v", err)
+	}
+	_, err = Load(env(map[string]string{"APP_ENV": "production", "LOG_HASH_SECRET": strings.Repeat("s", 32),
+		"PII_ENCRYPTION_KEYS": "k1:" + vault.NewKeyMaterial(), "BLIND_INDEX_KEY": vault.NewKeyMaterial()}))
+	if err != nil {
+		t.Fatalf("real secrets refused: %v", err)
+	}
+	_, err = Load(env(map[string]string{"PII_ENCRYPTION_KEYS": "k1:bm90IDMyIGJ5dGVz", "BLIND_INDEX_KEY": vault.NewKeyMaterial()}))
+	if err == nil || strings.Contains(err.Error(), "bm90IDMyIGJ5dGVz") {
+		t.Fatalf("short key: %v", err)
 	}
 }
 
