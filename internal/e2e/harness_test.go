@@ -147,7 +147,8 @@ func fleet(t *testing.T, n int, env map[string]string) []string {
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
-		process(t, fmt.Sprintf("replica %d", i), cmd)
+		out := process(t, fmt.Sprintf("replica %d", i), cmd)
+		t.Cleanup(func() { checkLogs(t, out) }) // runs before the process is stopped: logs so far
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
 		waitHTTP(t, base+"/healthz")
 		bases = append(bases, base)
@@ -237,10 +238,35 @@ func do(t *testing.T, client *http.Client, method, url, body string, headers ...
 	return result{code: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 
+// used records the personal values the fleet tests send; replica logs must hold none of them.
+var used = struct {
+	sync.Mutex
+	values []string
+}{}
+
 // userJSON is a valid create body with random unique values.
 func userJSON() string {
 	tag := strings.ToLower(testdb.Letters(10))
+	mobile, aadhaar, pan := testdb.Mobile(), testdb.Aadhaar(), testdb.PAN()
+	used.Lock()
+	used.values = append(used.values, "fleet."+tag+"@example.com", mobile, aadhaar, pan)
+	used.Unlock()
 	return fmt.Sprintf(`{"name":"Fleet User %s","email":"fleet.%s@example.com","primary_mobile":"%s","aadhaar":"%s","pan":"%s",
 		"date_of_birth":"1990-01-01","place_of_birth":"Pune","current_address":"1 Long Road, Pune 411001",
-		"permanent_address":"1 Long Road, Pune 411001"}`, tag, tag, testdb.Mobile(), testdb.Aadhaar(), testdb.PAN())
+		"permanent_address":"1 Long Road, Pune 411001"}`, tag, tag, mobile, aadhaar, pan)
+}
+
+// checkLogs fails when a replica's log holds a personal value a test sent.
+func checkLogs(t *testing.T, out *syncBuf) {
+	logs := out.String()
+	if !strings.Contains(logs, `"msg":"request"`) {
+		return // the replica served nothing
+	}
+	used.Lock()
+	defer used.Unlock()
+	for _, v := range used.values {
+		if strings.Contains(logs, v) {
+			t.Errorf("a replica logged a personal value in plain text (%s...)", v[:3])
+		}
+	}
 }
