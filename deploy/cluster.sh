@@ -12,7 +12,7 @@ trap cleanup EXIT INT TERM
 ./bin/usersvc migrate
 export TRUSTED_PROXIES=127.0.0.3/32
 for port in 8001 8002 8003; do
-  PORT=$port ./bin/usersvc serve >"$dir/replica-$port.log" 2>&1 &
+  SHUTDOWN_DELAY=0s PORT=$port ./bin/usersvc serve >"$dir/replica-$port.log" 2>&1 &
   pids+=($!)
 done
 ups=""

@@ -20,12 +20,14 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
+	"github.com/usersvc/usersvc/internal/metrics"
 	"github.com/usersvc/usersvc/internal/migrate"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/redisx"
@@ -98,16 +100,17 @@ func printUsage(w io.Writer) {
 	}
 }
 
-func versionString() string {
-	rev := "unknown"
+func versionString() string { return "usersvc " + Version + " (" + revision() + ")" }
+
+func revision() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
-				rev = s.Value
+				return s.Value
 			}
 		}
 	}
-	return "usersvc " + Version + " (" + rev + ")"
+	return "unknown"
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -150,7 +153,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := logx.New(stdout, cfg.Debug)
+	logOut := stdout
+	if cfg.LogFile != "" {
+		// Rotated at 10 MB with 5 backups, as the product description has it.
+		lj := &lumberjack.Logger{Filename: cfg.LogFile, MaxSize: 10, MaxBackups: 5, Compress: true}
+		defer lj.Close()
+		logOut = lj
+	}
+	log := logx.New(logOut, cfg.Debug)
 	if cfg.Keys == nil {
 		return errors.New("PII_ENCRYPTION_KEYS and BLIND_INDEX_KEY are required to serve (`make run` generates local ones into .env.local)")
 	}
@@ -167,11 +177,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer db.Close()
 
 	redisx.SetLogger(log)
-	v, closeVault, err := openVault(ctx, cfg)
+	v, vdb, err := openVault(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer closeVault()
+	if vdb != nil {
+		defer vdb.Close()
+	}
 
 	rdb, err := redisx.Open(redisx.Options{
 		URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
@@ -187,8 +199,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	authn := auth.NewAuthenticator(auth.NewKeyStore(db), jwtVerifier(cfg))
+	var draining atomic.Bool
+	m := metrics.New(Version, revision(), map[string]*sql.DB{"main": db, "vault": vdb})
 	handler := httpapi.NewServer(httpapi.Options{
-		Auth:   authn,
+		Auth: authn, Metrics: m, Draining: &draining,
+		Ready: func(ctx context.Context) map[string]error {
+			checks := map[string]error{"mysql": db.PingContext(ctx), "redis": rdb.Ping(ctx).Err()}
+			if vdb != nil {
+				checks["vault"] = vdb.PingContext(ctx)
+			}
+			return checks
+		},
 		Logger: log, Tokens: logx.NewTokenizer(cfg.LogHashSecret),
 		DefaultPageSize: cfg.DefaultPageSize, MaxPageSize: cfg.MaxPageSize,
 		AllowedOrigins: cfg.AllowedOrigins, RequestTimeout: cfg.RequestTimeout,
@@ -197,7 +218,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Limiter: redis_rate.NewLimiter(rdb), KeyPrefix: cfg.RedisKeyPrefix,
 			PerMinute: cfg.RateLimitPerMinute, WritesPerMinute: cfg.RateLimitWritesPerMinute,
 			DenyOnRedisError: cfg.RateLimitOnRedisError == "deny",
-			RedisErrors:      &counters.rateLimitRedisErrors, Rejected: &counters.rateLimited,
 		},
 		Idempotency: idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL, cfg.IdempotencyWait),
 	}, users.NewService(db, v, nil))
@@ -233,8 +253,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	case <-ctx.Done():
 	}
-	// Drain: stop accepting, let in-flight requests finish, then close the pool.
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	// Drain: readiness turns 503 first, so that load balancers stop sending new requests while
+	// this replica still serves them; then stop accepting, let in-flight requests finish, and
+	// close the pools.
+	draining.Store(true)
+	log.Info("draining", "delay", cfg.ShutdownDelay.String(), "timeout", cfg.ShutdownTimeout.String())
+	time.Sleep(cfg.ShutdownDelay)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -243,14 +267,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	log.Info("stopped", "rate_limited", counters.rateLimited.Load(), "rate_limit_redis_errors", counters.rateLimitRedisErrors.Load())
+	log.Info("stopped")
 	return nil
 }
 
-// openVault returns the vault: on the main database, or on VAULT_DATABASE_URL's.
-func openVault(ctx context.Context, cfg config.Config) (*vault.Vault, func(), error) {
+// openVault returns the vault, and its own database pool when VAULT_DATABASE_URL is set (nil
+// when the vault shares the main database).
+func openVault(ctx context.Context, cfg config.Config) (*vault.Vault, *sql.DB, error) {
 	if cfg.VaultDB == nil {
-		return vault.New(cfg.Keys, nil), func() {}, nil
+		return vault.New(cfg.Keys, nil), nil, nil
 	}
 	vdb, err := mysqldb.Open(ctx, cfg.VaultDB, mysqldb.PoolConfig{
 		MaxOpen: cfg.DBMaxOpenConns, MaxIdle: cfg.DBMaxIdleConns, MaxLifetime: cfg.DBConnMaxLifetime, MaxIdleTime: cfg.DBConnMaxIdleTime,
@@ -258,7 +283,7 @@ func openVault(ctx context.Context, cfg config.Config) (*vault.Vault, func(), er
 	if err != nil {
 		return nil, nil, fmt.Errorf("vault database: %w", err)
 	}
-	return vault.New(cfg.Keys, vdb), func() { vdb.Close() }, nil
+	return vault.New(cfg.Keys, vdb), vdb, nil
 }
 
 func jwtVerifier(cfg config.Config) auth.Verifier {
@@ -270,12 +295,6 @@ func jwtVerifier(cfg config.Config) auth.Verifier {
 		return nil // a typed nil would not be skipped by NewAuthenticator
 	}
 	return v
-}
-
-// counters are process-wide tallies, logged at shutdown until the metrics endpoint exists.
-var counters struct {
-	rateLimitRedisErrors atomic.Int64
-	rateLimited          atomic.Int64
 }
 
 // purgeIdempotencyKeys deletes expired durable idempotency rows, a bounded batch at a time.

@@ -112,13 +112,15 @@ func freePort(t *testing.T) int {
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	cfg := testdb.New(t, "drain")
 	port := freePort(t)
+	logFile := t.TempDir() + "/usersvc.log"
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, []string{"usersvc", "serve"}, envOf(map[string]string{
-			"DATABASE_URL": dbURL(cfg), "PORT": fmt.Sprint(port), "SHUTDOWN_TIMEOUT": "20s",
+			"DATABASE_URL": dbURL(cfg), "PORT": fmt.Sprint(port), "SHUTDOWN_TIMEOUT": "20s", "SHUTDOWN_DELAY": "1s",
+			"LOG_FILE":            logFile,
 			"PII_ENCRYPTION_KEYS": "t1:" + vault.NewKeyMaterial(), "BLIND_INDEX_KEY": vault.NewKeyMaterial(),
 		}), io.Discard, io.Discard)
 	}()
@@ -184,8 +186,20 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond) // the PUT is now waiting on the lock
 	stop()                             // SIGTERM
-	time.Sleep(300 * time.Millisecond)
-	// New connections are refused while the in-flight request drains.
+	time.Sleep(200 * time.Millisecond)
+	// First, readiness turns 503 while the replica still serves (SHUTDOWN_DELAY).
+	if resp, err := http.Get(base + "/readyz"); err != nil || resp.StatusCode != 503 {
+		t.Errorf("readyz during the delay: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := http.Get(base + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("still serving during the delay: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	time.Sleep(1200 * time.Millisecond)
+	// Then new connections are refused while the in-flight request drains.
 	if resp, err := http.Get(base + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Errorf("new request accepted during shutdown: %d", resp.StatusCode)
@@ -208,6 +222,10 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	var name string
 	if err := db.QueryRow("SELECT name FROM users WHERE id = ?", id).Scan(&name); err != nil || name != "Drained Name" {
 		t.Fatalf("update lost: %q %v", name, err)
+	}
+	// LOG_FILE received the log.
+	if b, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(b), `"msg":"request"`) || !strings.Contains(string(b), `"msg":"stopped"`) {
+		t.Errorf("log file: %v %.200s", err, b)
 	}
 }
 

@@ -29,12 +29,17 @@ func openForMaintenance(ctx context.Context, getenv func(string) string) (config
 	if err != nil {
 		return cfg, nil, nil, nil, err
 	}
-	v, closeVault, err := openVault(ctx, cfg)
+	v, vdb, err := openVault(ctx, cfg)
 	if err != nil {
 		db.Close()
 		return cfg, nil, nil, nil, err
 	}
-	return cfg, db, v, func() { closeVault(); db.Close() }, nil
+	return cfg, db, v, func() {
+		if vdb != nil {
+			vdb.Close()
+		}
+		db.Close()
+	}, nil
 }
 
 // runKeys: `usersvc keys rotate` re-encrypts the vault under the active (last) key.

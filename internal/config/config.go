@@ -79,7 +79,11 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, when both set, make the server speak HTTPS.
 	TLSCertFile, TLSKeyFile string
 
+	// LogFile, when set, receives the JSON log instead of stdout, rotated at 10 MB, 5 backups.
+	LogFile string
+
 	RequestTimeout    time.Duration
+	ShutdownDelay     time.Duration
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -134,7 +138,9 @@ var Variables = []Variable{
 	{"DB_CONN_MAX_LIFETIME", "1h", "recycle connections after this long"},
 	{"DB_CONN_MAX_IDLE_TIME", "5m", "close idle connections after this long"},
 	{"REQUEST_TIMEOUT", "10s", "deadline of one request's work, database included"},
-	{"SHUTDOWN_TIMEOUT", "20s", "how long SIGTERM waits for in-flight requests"},
+	{"SHUTDOWN_DELAY", "5s", "after SIGTERM, how long /readyz answers 503 while requests are still served"},
+	{"SHUTDOWN_TIMEOUT", "20s", "then, how long in-flight requests may take to finish"},
+	{"LOG_FILE", "", "write the JSON log to this file (rotated at 10 MB, 5 compressed backups) instead of stdout"},
 	{"HTTP_READ_HEADER_TIMEOUT", "5s", "server read-header timeout"},
 	{"HTTP_READ_TIMEOUT", "15s", "server read timeout"},
 	{"HTTP_WRITE_TIMEOUT", "30s", "server write timeout"},
@@ -254,6 +260,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DBConnMaxIdleTime = l.duration("DB_CONN_MAX_IDLE_TIME")
 	c.RequestTimeout = l.duration("REQUEST_TIMEOUT")
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT")
+	c.ShutdownDelay = l.duration("SHUTDOWN_DELAY")
+	c.LogFile = l.str("LOG_FILE")
 	c.ReadHeaderTimeout = l.duration("HTTP_READ_HEADER_TIMEOUT")
 	c.ReadTimeout = l.duration("HTTP_READ_TIMEOUT")
 	c.WriteTimeout = l.duration("HTTP_WRITE_TIMEOUT")

@@ -143,7 +143,7 @@ func fleet(t *testing.T, n int, env map[string]string) []string {
 		port := freePort(t)
 		cmd := exec.Command(binary, "serve")
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL(cfg), fmt.Sprintf("PORT=%d", port),
-			"LOG_HASH_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e", "PII_ENCRYPTION_KEYS="+encKeys, "BLIND_INDEX_KEY="+bidxKey)
+			"LOG_HASH_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e", "SHUTDOWN_DELAY=100ms", "PII_ENCRYPTION_KEYS="+encKeys, "BLIND_INDEX_KEY="+bidxKey)
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
+	"github.com/usersvc/usersvc/internal/metrics"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/redisx"
 	"github.com/usersvc/usersvc/internal/testdb"
@@ -53,19 +54,20 @@ func TestMain(m *testing.M) {
 
 // env is one service on one fresh, migrated database, driven through NewServer.
 type env struct {
-	h           http.Handler
-	svc         *users.Service
-	db          *sql.DB
-	vaultDB     *sql.DB // set when the vault has a database of its own
-	rdb         redis.UniversalClient
-	idem        *idempotency.Store
-	prefix      string
-	logs        *syncBuffer
-	redisErrors *atomic.Int64
-	keys        *auth.KeyStore
-	key, keyID  string // an API key with every scope, sent by do unless a test sends its own
-	close       func()
-	failures    []string // plaintext findings made by close
+	h          http.Handler
+	svc        *users.Service
+	db         *sql.DB
+	vaultDB    *sql.DB // set when the vault has a database of its own
+	rdb        redis.UniversalClient
+	idem       *idempotency.Store
+	prefix     string
+	logs       *syncBuffer
+	metrics    *metrics.Metrics
+	draining   atomic.Bool
+	keys       *auth.KeyStore
+	key, keyID string // an API key with every scope, sent by do unless a test sends its own
+	close      func()
+	failures   []string // plaintext findings made by close
 }
 
 type syncBuffer struct {
@@ -141,7 +143,8 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 		return nil, err
 	}
 	keyPrefix := "usersvc-test-" + strings.ToLower(randLetters(8))
-	e := &env{db: db, vaultDB: vdb, logs: logs, svc: svc, rdb: rdb, prefix: keyPrefix, redisErrors: &atomic.Int64{}}
+	e := &env{db: db, vaultDB: vdb, logs: logs, svc: svc, rdb: rdb, prefix: keyPrefix,
+		metrics: metrics.New("test", "test-rev", map[string]*sql.DB{"main": db})}
 	e.keys = auth.NewKeyStore(db)
 	e.keys.CacheTTL = 0 // revocations take effect at once in tests
 	if e.key, e.keyID, err = auth.Create(context.Background(), db, "test-all", auth.AllScopes, time.Now()); err != nil {
@@ -159,8 +162,12 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 		DefaultPageSize: 10, MaxPageSize: 100, AllowedOrigins: []string{"http://localhost:3000"},
 		RequestTimeout: 10 * time.Second, TrustedProxies: o.trusted,
 		RateLimit: httpapi.RateLimit{Limiter: redis_rate.NewLimiter(rdb), KeyPrefix: keyPrefix,
-			PerMinute: o.perMinute, WritesPerMinute: o.writesPerMin, DenyOnRedisError: o.denyOnRedisErr,
-			RedisErrors: e.redisErrors},
+			PerMinute: o.perMinute, WritesPerMinute: o.writesPerMin, DenyOnRedisError: o.denyOnRedisErr},
+		Metrics:  e.metrics,
+		Draining: &e.draining,
+		Ready: func(ctx context.Context) map[string]error {
+			return map[string]error{"mysql": db.PingContext(ctx), "redis": rdb.Ping(ctx).Err()}
+		},
 		Idempotency: e.idem,
 	}, svc)
 	e.close = func() {

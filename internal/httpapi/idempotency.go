@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/usersvc/usersvc/internal/idempotency"
+	"github.com/usersvc/usersvc/internal/metrics"
 	"github.com/usersvc/usersvc/internal/users"
 )
 
@@ -27,7 +28,7 @@ var replayedHeaders = []string{"Content-Type", "ETag", "Location"}
 // idempotent implements Idempotency-Key for one write route. bodyKey enables the description's
 // idempotency_key body field (create only). The record is scoped to the caller (the
 // authenticated principal), the method, the route and the path id.
-func idempotent(store *idempotency.Store, log *slog.Logger, bodyKey bool) gin.HandlerFunc {
+func idempotent(store *idempotency.Store, m *metrics.Metrics, log *slog.Logger, bodyKey bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		key := c.GetHeader("Idempotency-Key")
 		var body []byte
@@ -75,15 +76,19 @@ func idempotent(store *idempotency.Store, log *slog.Logger, bodyKey bool) gin.Ha
 		claim, rec, err := store.BeginOrWait(c.Request.Context(), hash[:], hex.EncodeToString(fp))
 		switch {
 		case err != nil:
+			m.RedisErrors.WithLabelValues("idempotency").Inc()
+			m.IdempotencyRefusals.WithLabelValues("unavailable").Inc()
 			log.WarnContext(c.Request.Context(), "idempotency store unavailable", "request_id", requestID(c), "error", err.Error())
 			writeProblem(c, log, &httpError{status: http.StatusServiceUnavailable, code: "idempotency_unavailable",
 				detail: "idempotency keys cannot be honoured right now (Redis is unavailable); nothing was changed, retry later",
 				header: map[string]string{"Retry-After": "1"}})
 			return
 		case rec != nil && rec.Fingerprint != hex.EncodeToString(fp):
+			m.IdempotencyRefusals.WithLabelValues("reused").Inc()
 			writeProblem(c, log, errKeyReused)
 			return
 		case rec != nil && rec.State == idempotency.StateInFlight:
+			m.IdempotencyRefusals.WithLabelValues("in_flight").Inc()
 			writeProblem(c, log, &httpError{status: http.StatusConflict, code: "idempotency_key_in_flight",
 				detail: "a request with this Idempotency-Key is still being processed; retry later",
 				header: map[string]string{"Retry-After": "1"}})
@@ -92,6 +97,7 @@ func idempotent(store *idempotency.Store, log *slog.Logger, bodyKey bool) gin.Ha
 			for k, v := range rec.Header {
 				c.Header(k, v)
 			}
+			m.IdempotencyReplays.Inc()
 			c.Header("Idempotent-Replayed", "true")
 			c.Status(rec.Status)
 			_, _ = c.Writer.Write(rec.Body)
@@ -122,6 +128,7 @@ func idempotent(store *idempotency.Store, log *slog.Logger, bodyKey bool) gin.Ha
 		}
 		if err := store.Complete(ctx, claim, idempotency.Record{Fingerprint: hex.EncodeToString(fp), Status: status, Header: header, Body: cw.buf.Bytes()}); err != nil {
 			// The change is committed and recorded in MySQL: a retry is still recognised there.
+			m.RedisErrors.WithLabelValues("idempotency").Inc()
 			log.WarnContext(ctx, "idempotency record not stored", "request_id", requestID(c), "error", err.Error())
 		}
 	}

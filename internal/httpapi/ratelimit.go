@@ -6,11 +6,12 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-redis/redis_rate/v10"
+
+	"github.com/usersvc/usersvc/internal/metrics"
 )
 
 // RateLimit configures the per-client GCRA limits (github.com/go-redis/redis_rate).
@@ -23,10 +24,6 @@ type RateLimit struct {
 	WritesPerMinute int
 	// DenyOnRedisError rejects requests (503) when Redis cannot be asked; otherwise they pass.
 	DenyOnRedisError bool
-	// RedisErrors counts the decisions taken without Redis.
-	RedisErrors *atomic.Int64
-	// Rejected counts 429 answers.
-	Rejected *atomic.Int64
 }
 
 type policy struct {
@@ -37,7 +34,7 @@ type policy struct {
 
 // rateLimit answers 429 past the limit, and adds RateLimit-Policy and RateLimit headers
 // (draft-ietf-httpapi-ratelimit-headers) to every limited response.
-func rateLimit(rl RateLimit, log *slog.Logger) gin.HandlerFunc {
+func rateLimit(rl RateLimit, m *metrics.Metrics, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ip := c.ClientIP()
 		policies := []policy{{"default", rl.KeyPrefix + ":rl:{" + ip + "}", redis_rate.PerMinute(rl.PerMinute)}}
@@ -51,13 +48,12 @@ func rateLimit(rl RateLimit, log *slog.Logger) gin.HandlerFunc {
 		for i, p := range policies {
 			res, err := rl.Limiter.Allow(c.Request.Context(), p.key, p.limit)
 			if err != nil {
-				if rl.RedisErrors != nil {
-					rl.RedisErrors.Add(1)
-				}
 				decision := "allow"
 				if rl.DenyOnRedisError {
 					decision = "deny"
 				}
+				m.RedisErrors.WithLabelValues("ratelimit").Inc()
+				m.RateLimitDecisions.WithLabelValues(decision).Inc()
 				log.WarnContext(c.Request.Context(), "rate limiter unavailable", "request_id", requestID(c), "decision", decision, "error", err.Error())
 				if rl.DenyOnRedisError {
 					writeProblem(c, log, &httpError{status: http.StatusServiceUnavailable, code: "rate_limiter_unavailable",
@@ -77,9 +73,7 @@ func rateLimit(rl RateLimit, log *slog.Logger) gin.HandlerFunc {
 			c.Header("RateLimit-Policy", policyHdr)
 			c.Header("RateLimit", stateHdr)
 			if res.Allowed == 0 {
-				if rl.Rejected != nil {
-					rl.Rejected.Add(1)
-				}
+				m.RateLimitRejections.WithLabelValues(p.name).Inc()
 				writeProblem(c, log, &httpError{status: http.StatusTooManyRequests, code: "rate_limited",
 					detail: fmt.Sprintf("rate limit %q exceeded: %d requests per minute per client", p.name, p.limit.Rate),
 					header: map[string]string{"Retry-After": strconv.Itoa(max(1, ceilSeconds(res.RetryAfter)))}})

@@ -56,20 +56,22 @@ func Routes() []RouteScope {
 // slash (see trimTrailingSlash).
 func addRoutes(r *gin.Engine, opts Options, svc *users.Service) {
 	log := opts.Logger
-	// Health is public and unlimited: it carries no personal data.
+	// Health, readiness and metrics are public and unlimited: they carry no personal data.
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", handleReady(opts))
+	r.GET("/metrics", gin.WrapH(opts.Metrics.Handler()))
 
 	// Everything under /api: rate limit (per client IP, before authentication, so that guessing
 	// keys is limited too), then authentication, then per-route scope and idempotency.
 	api := r.Group("")
 	if opts.RateLimit.Limiter != nil {
-		api.Use(rateLimit(opts.RateLimit, log))
+		api.Use(rateLimit(opts.RateLimit, opts.Metrics, log))
 	}
 	api.Use(authenticate(opts.Auth, log))
 	for _, rt := range routeTable(opts, svc) {
 		chain := []gin.HandlerFunc{require(rt.Scope, log)}
 		if rt.idem && opts.Idempotency != nil {
-			chain = append(chain, idempotent(opts.Idempotency, log, rt.bodyKey))
+			chain = append(chain, idempotent(opts.Idempotency, opts.Metrics, log, rt.bodyKey))
 		}
 		api.Handle(rt.Method, rt.Path, append(chain, rt.handler)...)
 	}

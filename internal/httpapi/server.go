@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,6 +23,7 @@ import (
 	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
+	"github.com/usersvc/usersvc/internal/metrics"
 	"github.com/usersvc/usersvc/internal/users"
 )
 
@@ -42,6 +45,12 @@ type Options struct {
 	Idempotency *idempotency.Store
 	// Auth authenticates every /api request (required).
 	Auth *auth.Authenticator
+	// Metrics receives the request series (a private registry when nil).
+	Metrics *metrics.Metrics
+	// Ready checks the dependencies for /readyz: a name -> error map (nil errors are healthy).
+	Ready func(ctx context.Context) map[string]error
+	// Draining, once true, makes /readyz answer 503 so that load balancers stop sending traffic.
+	Draining *atomic.Bool
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -54,6 +63,12 @@ func NewServer(opts Options, svc *users.Service) http.Handler {
 	if opts.Auth == nil {
 		panic("httpapi: Options.Auth is required")
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New("dev", "", nil)
+	}
+	if opts.Draining == nil {
+		opts.Draining = &atomic.Bool{}
+	}
 	r := gin.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -65,6 +80,7 @@ func NewServer(opts Options, svc *users.Service) http.Handler {
 		panic(fmt.Sprintf("httpapi: trusted proxies: %v", err))
 	}
 	r.Use(
+		instrument(opts.Metrics),
 		securityHeaders(),
 		withRequestID(),
 		accessLog(opts.Logger, opts.Tokens),
@@ -145,6 +161,22 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 		log.Error("panic", "request_id", requestID(c), "type", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
 		writeProblem(c, log, errors.New("panic in handler"))
 	})
+}
+
+// instrument counts and times requests by route pattern (never the raw path).
+func instrument(m *metrics.Metrics) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		m.InFlight.Inc()
+		defer m.InFlight.Dec()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.Requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+		m.Duration.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
+	}
 }
 
 // securityHeaders: no MIME sniffing anywhere; no caching of anything under /api, since almost
