@@ -56,6 +56,10 @@ Usage:
   usersvc keys rotate [--batch 500]    re-encrypt every vault entry under the active key (resumable)
   usersvc purge --deleted-before 30d [--batch 100]
                                        erase users soft-deleted longer ago than that (retention)
+  usersvc backup --out FILE[.gz] [--vault-out FILE]
+                                       consistent dump (--single-transaction) with mariadb-dump/mysqldump
+  usersvc restore --in FILE[.gz] [--vault]
+                                       load a dump into the (new, empty) database DATABASE_URL names
   usersvc version                      print the version
   usersvc help | --help                this text
 
@@ -82,6 +86,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "purge":
 		return runPurge(ctx, rest, getenv, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, getenv, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, getenv, stdout, stderr)
 	case "dev-init":
 		return runDevInit(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
