@@ -268,6 +268,17 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("https: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// The image's HEALTHCHECK command sees the server up, and a port with nothing on it down.
+	hc := func(port int) error {
+		return app.Run(context.Background(), []string{"usersvc", "healthcheck"},
+			envOf(map[string]string{"PORT": fmt.Sprint(port), "TLS_CERT_FILE": certFile}), io.Discard, io.Discard)
+	}
+	if err := hc(port); err != nil {
+		t.Errorf("healthcheck: %v", err)
+	}
+	if err := hc(freePort(t)); err == nil {
+		t.Error("healthcheck of a closed port passed")
+	}
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
