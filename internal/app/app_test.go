@@ -250,7 +250,7 @@ func TestTLS(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, []string{"usersvc", "serve"}, envOf(map[string]string{
-			"DATABASE_URL": dbURL(cfg), "PORT": fmt.Sprint(port), "TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile,
+			"DATABASE_URL": dbURL(cfg), "PORT": fmt.Sprint(port), "TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile, "SHUTDOWN_DELAY": "0s",
 			"PII_ENCRYPTION_KEYS": "t1:" + vault.NewKeyMaterial(), "BLIND_INDEX_KEY": vault.NewKeyMaterial(),
 		}), io.Discard, io.Discard)
 	}()

@@ -228,17 +228,20 @@ func (r response) JSON(t *testing.T) map[string]any {
 func (e *env) do(t *testing.T, method, path string, body any, headers ...string) response {
 	t.Helper()
 	var rd io.Reader
+	var raw []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		raw = []byte(b)
 	case []byte:
-		rd = bytes.NewReader(b)
+		raw = b
 	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if body != nil {
 		rd = bytes.NewReader(raw)
 	}
 	req := httptest.NewRequest(method, path, rd)
@@ -253,8 +256,10 @@ func (e *env) do(t *testing.T, method, path string, body any, headers ...string)
 			req.Header.Set(headers[i], headers[i+1])
 		}
 	}
+	specReq := req.Clone(context.Background()) // the handler trims the path and drains the body
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
+	checkAgainstSpec(t, specReq, raw, rec)
 	return response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
 

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"io/fs"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/usersvc/usersvc/internal/auth"
+	"github.com/usersvc/usersvc/internal/httpapi/apidocs"
 	"github.com/usersvc/usersvc/internal/users"
 )
 
@@ -60,6 +62,21 @@ func addRoutes(r *gin.Engine, opts Options, svc *users.Service) {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", handleReady(opts))
 	r.GET("/metrics", gin.WrapH(opts.Metrics.Handler()))
+
+	// API documentation: the OpenAPI document and Swagger UI, embedded (no CDN).
+	specJSON, err := apidocs.JSON()
+	if err != nil {
+		panic(err) // a broken embedded document is a build defect; tests catch it first
+	}
+	r.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", specJSON) })
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", apidocs.YAML()) })
+	docs := http.FileServer(http.FS(apidocs.UI()))
+	index, err := fs.ReadFile(apidocs.UI(), "index.html")
+	if err != nil {
+		panic(err)
+	}
+	r.GET("/docs", func(c *gin.Context) { c.Data(http.StatusOK, "text/html; charset=utf-8", index) })
+	r.GET("/docs/*file", gin.WrapH(http.StripPrefix("/docs", docs)))
 
 	// Everything under /api: rate limit (per client IP, before authentication, so that guessing
 	// keys is limited too), then authentication, then per-route scope and idempotency.
