@@ -479,3 +479,11 @@ func columnsOf(ctx context.Context, db *sql.DB, table string) string {
 	cols, _ := queryStrings(ctx, db, "SELECT CONCAT('`', COLUMN_NAME, '`') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '"+table+"' ORDER BY ORDINAL_POSITION")
 	return strings.Join(cols, ", ")
 }
+
+// httptestServer serves the environment's handler on a real loopback port.
+func httptestServer(t *testing.T, e *env) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(e.h)
+	t.Cleanup(srv.Close)
+	return srv
+}
