@@ -60,6 +60,8 @@ Usage:
                                        consistent dump (--single-transaction) with mariadb-dump/mysqldump
   usersvc restore --in FILE[.gz] [--vault]
                                        load a dump into the (new, empty) database DATABASE_URL names
+  usersvc seed --count N [--workers 4] [--batch 500]
+                                       bulk-load N valid users (benchmarks)
   usersvc healthcheck [--url URL]      exit 0 when /healthz answers 200 (Docker HEALTHCHECK)
   usersvc version                      print the version
   usersvc help | --help                this text
@@ -87,6 +89,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "purge":
 		return runPurge(ctx, rest, getenv, stdout, stderr)
+	case "seed":
+		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, getenv, stderr)
 	case "backup":

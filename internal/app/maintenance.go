@@ -12,6 +12,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/seed"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/internal/vault"
 )
@@ -118,4 +119,26 @@ func parseAge(s string) (time.Duration, error) {
 		return 0, errors.New("must look like 30d or 72h")
 	}
 	return d, nil
+}
+
+// runSeed: `usersvc seed --count N` bulk-loads valid users for benchmarks.
+func runSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("seed", stderr)
+	count := fs.Int("count", 1000, "users to load")
+	workers := fs.Int("workers", 4, "parallel transactions")
+	batch := fs.Int("batch", 500, "users per transaction")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *count < 1 {
+		return errors.New("--count must be at least 1")
+	}
+	_, db, v, closeAll, err := openForMaintenance(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	db.SetMaxOpenConns(*workers + 1)
+	_, err = seed.Run(ctx, db, v, seed.Options{Count: *count, Workers: *workers, Batch: *batch, Out: stderr})
+	return err
 }

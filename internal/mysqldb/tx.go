@@ -19,6 +19,12 @@ const MaxAttempts = 3
 // deadlock (1213) or lock-wait timeout (1205) reruns the whole unit, at most MaxAttempts times.
 // fn must not have side effects outside the transaction, since it may run more than once.
 func InTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q *sqlcgen.Queries) error) error {
+	return InRawTx(ctx, db, opts, func(tx *sql.Tx) error { return fn(sqlcgen.New(tx)) })
+}
+
+// InRawTx is InTx for the few callers that run statements sqlc cannot express (bulk loading):
+// the same transaction handling and retry, with the *sql.Tx itself.
+func InRawTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = runOnce(ctx, db, opts, fn)
@@ -35,7 +41,7 @@ func InTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q *sqlcg
 	}
 }
 
-func runOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q *sqlcgen.Queries) error) (err error) {
+func runOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
 	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return Translate(fmt.Errorf("begin transaction: %w", err))
@@ -47,7 +53,7 @@ func runOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q *sq
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(sqlcgen.New(tx)); err != nil {
+	if err = fn(tx); err != nil {
 		return Translate(err)
 	}
 	if err = tx.Commit(); err != nil {

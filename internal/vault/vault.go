@@ -179,3 +179,16 @@ func Rotate(ctx context.Context, db *sql.DB, keys *Keyring, batch int, progress 
 	}
 	return done, nil
 }
+
+// Sealed is a vault entry ready to be written: for bulk loading (usersvc seed).
+type Sealed struct {
+	Ref, Kind, KeyID       string
+	BlindIndex, Ciphertext []byte
+}
+
+// Seal encrypts value under a new ref, without writing it.
+func (v *Vault) Seal(kind, value string) Sealed {
+	ref := uuid.NewString()
+	return Sealed{Ref: ref, Kind: kind, KeyID: v.keys.ActiveKeyID(), BlindIndex: v.keys.BlindIndex(kind, value),
+		Ciphertext: v.keys.Encrypt([]byte(value), aad(kind, ref))}
+}

@@ -1,0 +1,228 @@
+// Package seed loads realistic, valid users in bulk for benchmarks: valid Verhoeff Aadhaar
+// numbers, person PANs, libphonenumber-valid mobiles, unique emails, a spread of names, cities and
+// birth dates, through the same schema, unique keys and vault as the service. Seeded users get
+// no audit rows (they were not created by anyone).
+package seed
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersvc/usersvc/internal/govid"
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/users"
+	"github.com/usersvc/usersvc/internal/vault"
+)
+
+// Options sizes a run.
+type Options struct {
+	Count   int
+	Workers int
+	Batch   int       // users per transaction
+	Out     io.Writer // progress bar and summary
+}
+
+// Result reports a run.
+type Result struct {
+	Count   int
+	Elapsed time.Duration
+}
+
+var (
+	firstNames = []string{"Aarav", "Vivaan", "Aditya", "Vihaan", "Arjun", "Sai", "Reyansh", "Ayaan", "Krishna", "Ishaan",
+		"Ananya", "Diya", "Aadhya", "Saanvi", "Pari", "Anika", "Navya", "Myra", "Sara", "Ira", "Rajesh", "Priya",
+		"Sunita", "Amit", "Neha", "Rahul", "Pooja", "Vikram", "Kavya", "Rohan", "Meera", "Harpreet", "Lakshmi",
+		"Mohammed", "Fatima", "Joseph", "Mary", "Suresh", "Deepa", "Arun", "Gayatri", "Karthik", "Nandini"}
+	lastNames = []string{"Sharma", "Verma", "Gupta", "Kumar", "Singh", "Patel", "Shah", "Reddy", "Nair", "Iyer",
+		"Menon", "Das", "Banerjee", "Chatterjee", "Mukherjee", "Joshi", "Kulkarni", "Desai", "Rao", "Pillai",
+		"Khan", "Ahmed", "Fernandes", "D'Souza", "Gill", "Sandhu", "Bhat", "Hegde", "Mishra", "Tiwari", "Yadav"}
+	cities = []string{"Mumbai, Maharashtra", "Delhi", "Bengaluru, Karnataka", "Hyderabad, Telangana", "Chennai, Tamil Nadu",
+		"Kolkata, West Bengal", "Pune, Maharashtra", "Ahmedabad, Gujarat", "Jaipur, Rajasthan", "Lucknow, Uttar Pradesh",
+		"Kochi, Kerala", "Bhopal, Madhya Pradesh", "Patna, Bihar", "Chandigarh", "Guwahati, Assam", "Bhubaneswar, Odisha"}
+	streets = []string{"MG Road", "Park Street", "Station Road", "Gandhi Nagar", "Nehru Place", "Anna Salai", "Brigade Road",
+		"Linking Road", "Civil Lines", "Ring Road"}
+	domains = []string{"example.com", "example.in", "example.org", "mail.example.net"}
+)
+
+// person derives one user's values from candidate index k. Every identifier is an injective
+// function of k within its range, so a run never collides with itself; tag keeps emails apart
+// across runs. ok is false when a derived value is not valid (then k is skipped).
+func person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
+	mobile := fmt.Sprintf("9%09d", (k*7919+13)%1_000_000_000)
+	m, err := users.ParseMobile(mobile)
+	if err != nil {
+		return nu, false
+	}
+	payload := fmt.Sprintf("9%010d", (k*104729+7)%10_000_000_000)
+	a, err := govid.ParseAadhaar(payload + string(govid.VerhoeffCheckDigit(payload)))
+	if err != nil {
+		return nu, false
+	}
+	n := k
+	letters := make([]byte, 5)
+	for i := range letters {
+		letters[i] = byte('A' + n%26)
+		n /= 26
+	}
+	digits := k%9999 + 1
+	p, err := govid.ParsePAN(fmt.Sprintf("%c%c%cP%c%04d%c", letters[0], letters[1], letters[2], letters[3], digits, letters[4]))
+	if err != nil {
+		return nu, false
+	}
+	first, last := firstNames[k%uint64(len(firstNames))], lastNames[(k/7)%uint64(len(lastNames))]
+	email, err := users.ParseEmail(fmt.Sprintf("%s.%s.%s%d@%s", strings.ToLower(first), strings.ToLower(strings.ReplaceAll(last, "'", "")), tag, k, domains[k%4]))
+	if err != nil {
+		return nu, false
+	}
+	city := cities[(k/3)%uint64(len(cities))]
+	addr := fmt.Sprintf("%d %s, %s - %06d", k%999+1, streets[k%uint64(len(streets))], city, 110001+k%800000)
+	// Ages 18-80, spread over the days of the year.
+	dob := now.AddDate(-18-int(k%62), 0, -int(k%365)).UTC().Truncate(24 * time.Hour)
+	return users.NewUser{Name: first + " " + last, Email: email, PrimaryMobile: m, DateOfBirth: dob, PlaceOfBirth: city,
+		Aadhaar: a, PAN: p, CurrentAddress: addr, PermanentAddress: addr}, true
+}
+
+// Run loads opts.Count users.
+func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 500
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	base := binary.LittleEndian.Uint64(b[:]) % 1_000_000_000 // where this run's candidates start
+	tag := fmt.Sprintf("s%x", b[:2])
+	var (
+		next     atomic.Uint64 // next candidate index
+		done     atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+		wg       sync.WaitGroup
+	)
+	next.Store(base)
+	start, now := time.Now(), time.Now().UTC()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	remaining := atomic.Int64{}
+	remaining.Store(int64(opts.Count))
+	stopBar := progress(opts.Out, opts.Count, &done, start)
+	for w := 0; w < opts.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				n := min(int64(opts.Batch), remaining.Add(-int64(opts.Batch))+int64(opts.Batch))
+				if n <= 0 {
+					return
+				}
+				batch := make([]users.NewUser, 0, n)
+				for int64(len(batch)) < n {
+					if p, ok := person(next.Add(1), tag, now); ok {
+						batch = append(batch, p)
+					}
+				}
+				if err := insertBatch(ctx, db, v, batch, now); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+				done.Add(n)
+			}
+		}()
+	}
+	wg.Wait()
+	stopBar()
+	res := Result{Count: int(done.Load()), Elapsed: time.Since(start)}
+	if firstErr != nil {
+		return res, firstErr
+	}
+	if opts.Out != nil {
+		fmt.Fprintf(opts.Out, "seeded %d users in %s (%.0f users/s)\n", res.Count, res.Elapsed.Round(time.Millisecond), float64(res.Count)/res.Elapsed.Seconds())
+	}
+	return res, nil
+}
+
+// The bulk statements: the column lists of queries/users.sql (InsertUser) and queries/vault.sql
+// (InsertVaultEntry), as multi-row INSERTs. They are the one place where SQL is composed in Go,
+// because sqlc cannot express a variable number of VALUES rows; a test keeps them in step with
+// the schema by loading rows through them and reading the rows back through the sqlc queries.
+const (
+	bulkVaultPrefix = "INSERT INTO pii_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at) VALUES "
+	bulkVaultRow    = "(?, ?, ?, ?, ?, ?, ?)"
+	bulkUsersPrefix = "INSERT INTO users (id, name, email, email_key, primary_mobile, date_of_birth, place_of_birth, " +
+		"aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by, updated_by, " +
+		"is_deleted, version, is_active, email_verified, mobile_verified) VALUES "
+	bulkUsersRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'system:seed', 'system:seed', FALSE, ?, TRUE, FALSE, FALSE)"
+)
+
+func rows(prefix, row string, n int) string {
+	return prefix + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, now time.Time) error {
+	vaultArgs := make([]any, 0, len(batch)*14)
+	userArgs := make([]any, 0, len(batch)*14)
+	for i, nu := range batch {
+		a := v.Seal(vault.KindAadhaar, nu.Aadhaar.Digits())
+		p := v.Seal(vault.KindPAN, nu.PAN.Value())
+		for _, e := range []vault.Sealed{a, p} {
+			vaultArgs = append(vaultArgs, e.Ref, e.Kind, e.BlindIndex, e.KeyID, e.Ciphertext, now, now)
+		}
+		// Spread creation times over the last two years, so that lists have a real order.
+		created := now.Add(-time.Duration(uint64(i)*7919%(2*365*24*3600)) * time.Second).Add(-time.Duration(i) * time.Microsecond)
+		id, _ := uuid.NewV7() // time-ordered: appends to the clustered index instead of splitting pages
+		userArgs = append(userArgs, id.String(), nu.Name, nu.Email.Display(), nu.Email.Key(), nu.PrimaryMobile,
+			nu.DateOfBirth, nu.PlaceOfBirth, a.Ref, p.Ref, nu.CurrentAddress, nu.PermanentAddress, created, created,
+			uuid.NewString())
+	}
+	return mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, rows(bulkVaultPrefix, bulkVaultRow, 2*len(batch)), vaultArgs...); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, rows(bulkUsersPrefix, bulkUsersRow, len(batch)), userArgs...)
+		return err
+	})
+}
+
+// progress draws a bar on out until stopped.
+func progress(out io.Writer, total int, done *atomic.Int64, start time.Time) func() {
+	if out == nil {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	draw := func() {
+		d := done.Load()
+		frac := float64(d) / float64(max(total, 1))
+		bar := strings.Repeat("#", int(frac*30)) + strings.Repeat(".", 30-int(frac*30))
+		rate := float64(d) / max(time.Since(start).Seconds(), 0.001)
+		fmt.Fprintf(out, "\r[%s] %3.0f%% %d/%d users, %.0f/s ", bar, frac*100, d, total, rate)
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				draw()
+				fmt.Fprintln(out)
+				return
+			case <-t.C:
+				draw()
+			}
+		}
+	}()
+	return func() { close(stop); <-finished }
+}
