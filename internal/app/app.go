@@ -62,6 +62,8 @@ Usage:
                                        load a dump into the (new, empty) database DATABASE_URL names
   usersvc seed --count N [--workers 4] [--batch 500]
                                        bulk-load N valid users (benchmarks)
+  usersvc bench [--url URL] [--key KEY] [--concurrency 16] [--duration 10s] [--readme README.md]
+                                       load-test a running service against the database's own limit
   usersvc healthcheck [--url URL]      exit 0 when /healthz answers 200 (Docker HEALTHCHECK)
   usersvc version                      print the version
   usersvc help | --help                this text
@@ -89,6 +91,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "purge":
 		return runPurge(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "seed":
 		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/bench"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/seed"
@@ -141,4 +143,57 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	db.SetMaxOpenConns(*workers + 1)
 	_, err = seed.Run(ctx, db, v, seed.Options{Count: *count, Workers: *workers, Batch: *batch, Out: stderr})
 	return err
+}
+
+// runBench: `usersvc bench` drives a running service and the database, and prints the table.
+func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	url := fs.String("url", "http://127.0.0.1:8000", "the running service")
+	key := fs.String("key", getenv("USERSVC_API_KEY"), "API key with users:read, users:write, users:delete (default $USERSVC_API_KEY)")
+	conc := fs.Int("concurrency", 16, "concurrent clients")
+	dur := fs.Duration("duration", 10*time.Second, "time per endpoint")
+	readme := fs.String("readme", "", "rewrite the table between the bench markers of this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *key == "" {
+		return errors.New("--key (or USERSVC_API_KEY) is required")
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: *conc + 2, MaxIdle: *conc + 2})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var n int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE is_deleted = FALSE").Scan(&n); err != nil {
+		return err
+	}
+	o := bench.Options{URL: strings.TrimRight(*url, "/"), Key: *key, DB: db, Concurrency: *conc, Duration: *dur, Out: stderr}
+	rows, rss, err := bench.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	table := bench.Table(rows, rss, o, n)
+	fmt.Fprint(stdout, table)
+	if *readme != "" {
+		return replaceBetween(*readme, "<!-- bench:start -->", "<!-- bench:end -->", table)
+	}
+	return nil
+}
+
+func replaceBetween(path, start, end, content string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	i, j := strings.Index(s, start), strings.Index(s, end)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s has no %s ... %s markers", path, start, end)
+	}
+	return os.WriteFile(path, []byte(s[:i+len(start)]+"\n"+content+s[j:]), 0o644)
 }

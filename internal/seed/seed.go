@@ -58,6 +58,11 @@ var (
 // function of k within its range, so a run never collides with itself; tag keeps emails apart
 // across runs. ok is false when a derived value is not valid (then k is skipped).
 func person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
+	return Person(k, tag, now)
+}
+
+// Person derives a valid user from candidate index k (see person); exported for the benchmark.
+func Person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
 	mobile := fmt.Sprintf("9%09d", (k*7919+13)%1_000_000_000)
 	m, err := users.ParseMobile(mobile)
 	if err != nil {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make bench`: a database of BENCH_USERS users (seeded once), the service on port 8089 with the
+# rate limit out of the way, an API key, then `usersvc bench`, which rewrites the README table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+users=${BENCH_USERS:-1000000}
+server=${TEST_DATABASE_URL:-mysql://root@127.0.0.1:3306/}
+export DATABASE_URL="${server%/}/usersvc_bench"
+envfile=.env.bench
+./bin/usersvc migrate >/dev/null
+./bin/usersvc dev-init --env-file "$envfile"
+set -a; . "./$envfile"; set +a
+have=$(mariadb --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT COUNT(*) FROM usersvc_bench.users WHERE is_deleted = FALSE")
+if [ "$have" -lt "$users" ]; then
+  echo "seeding $((users - have)) users (the buffer pool should hold the working set: see README)"
+  ./bin/usersvc seed --count $((users - have)) --workers 4 --batch 1000
+fi
+RATE_LIMIT_PER_MINUTE=1000000 PORT=8089 SHUTDOWN_DELAY=0s ./bin/usersvc serve >/tmp/usersvc-bench.log 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8089/readyz >/dev/null && break; sleep 0.1; done
+./bin/usersvc bench --url http://127.0.0.1:8089 --key "$USERSVC_API_KEY" \
+  --concurrency "${BENCH_CONCURRENCY:-16}" --duration "${BENCH_DURATION:-10s}" --readme README.md

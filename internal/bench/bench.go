@@ -1,0 +1,305 @@
+// Package bench is the load generator behind `usersvc bench`: it drives a running service over
+// HTTP endpoint by endpoint at a fixed concurrency, measures the same driver straight against
+// the database (primary-key point select, single-row insert commit) as the hardware's limit, and
+// prints throughput, latency percentiles, errors, server RSS and each endpoint's ratio.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersvc/usersvc/internal/seed"
+	"github.com/usersvc/usersvc/internal/sqlcgen"
+)
+
+// Options configures a run.
+type Options struct {
+	URL         string // the service, e.g. http://127.0.0.1:8000
+	Key         string // an API key with users:read, users:write, users:delete
+	DB          *sql.DB
+	Concurrency int
+	Duration    time.Duration // per endpoint
+	Out         io.Writer
+}
+
+// Row is one measured endpoint.
+type Row struct {
+	Name          string
+	Requests      int
+	Errors        int
+	Rate          float64
+	P50, P95, P99 time.Duration
+	Baseline      string // which raw measurement the ratio is against
+	Ratio         float64
+}
+
+type op func(ctx context.Context, worker int, i int64) error
+
+// measure runs fn from Concurrency workers for Duration.
+func measure(ctx context.Context, o Options, name string, fn op) Row {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errs      atomic.Int64
+		count     atomic.Int64
+		wg        sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	start := time.Now()
+	for w := 0; w < o.Concurrency; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			for ctx.Err() == nil {
+				i := count.Add(1)
+				t0 := time.Now()
+				if err := fn(ctx, w, i); err != nil && ctx.Err() == nil {
+					errs.Add(1)
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Slice(latencies, func(a, b int) bool { return latencies[a] < latencies[b] })
+	pct := func(p float64) time.Duration {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
+	}
+	row := Row{Name: name, Requests: len(latencies), Errors: int(errs.Load()), Rate: float64(len(latencies)) / elapsed.Seconds(),
+		P50: pct(.50), P95: pct(.95), P99: pct(.99)}
+	if o.Out != nil {
+		fmt.Fprintf(o.Out, "%-28s %8.0f req/s  p50 %-8s p95 %-8s p99 %-8s errors %d\n", name, row.Rate, round(row.P50), round(row.P95), round(row.P99), row.Errors)
+	}
+	return row
+}
+
+func round(d time.Duration) string {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond).String()
+	}
+	return d.Round(10 * time.Microsecond).String()
+}
+
+// Run measures every endpoint and the raw baselines.
+func Run(ctx context.Context, o Options) ([]Row, int64, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Concurrency * 2}}
+	q := sqlcgen.New(o.DB)
+	ids, err := sampleIDs(ctx, o.DB, 20000)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(ids) < 1000 {
+		return nil, 0, fmt.Errorf("only %d users: seed first (usersvc seed --count 1000000)", len(ids))
+	}
+	var name string
+	if err := o.DB.QueryRowContext(ctx, "SELECT name FROM users WHERE id = ?", ids[0]).Scan(&name); err != nil {
+		return nil, 0, err
+	}
+	call := func(ctx context.Context, method, path string, body []byte, want int) error {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, o.URL+path, rd)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+o.Key)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
+		}
+		return nil
+	}
+	tag := "b" + strings.ToLower(uuid.NewString()[:6])
+	var cand atomic.Uint64
+	cand.Store(rand.Uint64N(1 << 40))
+	now := time.Now()
+	newBody := func() []byte {
+		for {
+			if p, ok := seed.Person(cand.Add(1), tag, now); ok {
+				b, _ := json.Marshal(map[string]string{"name": p.Name, "email": p.Email.Display(), "primary_mobile": p.PrimaryMobile,
+					"aadhaar": p.Aadhaar.Digits(), "pan": p.PAN.Value(), "date_of_birth": p.DateOfBirth.Format(time.DateOnly),
+					"place_of_birth": p.PlaceOfBirth, "current_address": p.CurrentAddress, "permanent_address": p.PermanentAddress})
+				return b
+			}
+		}
+	}
+	pick := func() string { return ids[rand.IntN(len(ids))] }
+	var deleted atomic.Int64
+	rssMax := atomic.Int64{}
+	stopRSS := watchRSS(ctx, client, o.URL, &rssMax)
+	defer stopRSS()
+
+	var rows []Row
+	point := measure(ctx, o, "raw: point select (by PK)", func(ctx context.Context, _ int, _ int64) error {
+		_, err := q.GetLiveUser(ctx, pick())
+		return err
+	})
+	insert := measure(ctx, o, "raw: insert + commit", func(ctx context.Context, _ int, _ int64) error {
+		return rawInsert(ctx, q, &cand, tag, now)
+	})
+	rows = append(rows, point, insert)
+	type ep struct {
+		name, base string
+		fn         op
+	}
+	for _, e := range []ep{
+		{"GET /users/{id}", "point", func(ctx context.Context, _ int, _ int64) error {
+			return call(ctx, "GET", "/api/v1/users/"+pick(), nil, 200)
+		}},
+		{"POST /users (create)", "insert", func(ctx context.Context, _ int, _ int64) error {
+			return call(ctx, "POST", "/api/v1/users/", newBody(), 201)
+		}},
+		{"PATCH /users/{id}", "insert", func(ctx context.Context, _ int, i int64) error {
+			return call(ctx, "PATCH", "/api/v1/users/"+pick(), []byte(`{"current_address":"`+strconv.FormatInt(i, 10)+` Bench Road, Pune 411001"}`), 200)
+		}},
+		{"GET /users?page=1", "point", func(ctx context.Context, _ int, _ int64) error {
+			return call(ctx, "GET", "/api/v1/users/?page=1", nil, 200)
+		}},
+		{"GET /users?page=5000", "point", func(ctx context.Context, _ int, _ int64) error {
+			return call(ctx, "GET", "/api/v1/users/?page=5000", nil, 200)
+		}},
+		{"search selective q", "point", func(ctx context.Context, _ int, _ int64) error {
+			return call(ctx, "GET", "/api/v1/users/search/?q="+strings.ReplaceAll(name, " ", "%20"), nil, 200)
+		}},
+		{"search common q (sharma)", "point", func(ctx context.Context, _ int, _ int64) error {
+			return call(ctx, "GET", "/api/v1/users/search/?q=sharma", nil, 200)
+		}},
+		{"DELETE /users/{id}", "insert", func(ctx context.Context, _ int, _ int64) error {
+			n := deleted.Add(1)
+			if int(n) >= len(ids) {
+				return fmt.Errorf("out of ids")
+			}
+			return call(ctx, "DELETE", "/api/v1/users/"+ids[len(ids)-int(n)], nil, 200)
+		}},
+	} {
+		r := measure(ctx, o, e.name, e.fn)
+		base := point
+		if e.base == "insert" {
+			base = insert
+		}
+		r.Baseline, r.Ratio = base.Name, r.Rate/base.Rate
+		rows = append(rows, r)
+	}
+	return rows, rssMax.Load(), nil
+}
+
+func sampleIDs(ctx context.Context, db *sql.DB, n int) ([]string, error) {
+	rows, err := db.QueryContext(ctx, "SELECT id FROM users WHERE is_deleted = FALSE ORDER BY id LIMIT ?", n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// rawInsert is one single-row insert committed on its own, with the same sqlc query the service
+// uses (no vault, no audit: the floor of a write).
+func rawInsert(ctx context.Context, q *sqlcgen.Queries, cand *atomic.Uint64, tag string, now time.Time) error {
+	for {
+		p, ok := seed.Person(cand.Add(1), tag, now)
+		if !ok {
+			continue
+		}
+		id, _ := uuid.NewV7()
+		return q.InsertUser(ctx, sqlcgen.InsertUserParams{
+			ID: id.String(), Name: p.Name, Email: p.Email.Display(), EmailKey: sql.NullString{String: p.Email.Key(), Valid: true},
+			PrimaryMobile: sql.NullString{String: p.PrimaryMobile, Valid: true}, DateOfBirth: sql.NullTime{Time: p.DateOfBirth, Valid: true},
+			PlaceOfBirth: p.PlaceOfBirth, CurrentAddress: p.CurrentAddress, PermanentAddress: p.PermanentAddress,
+			CreatedAt: now, UpdatedAt: now, Version: uuid.NewString(),
+		})
+	}
+}
+
+// watchRSS samples the server's resident memory from its /metrics every 500 ms.
+func watchRSS(ctx context.Context, client *http.Client, url string, maxRSS *atomic.Int64) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for ctx.Err() == nil {
+			if v := scrapeRSS(ctx, client, url); v > maxRSS.Load() {
+				maxRSS.Store(v)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	return cancel
+}
+
+func scrapeRSS(ctx context.Context, client *http.Client, url string) int64 {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "process_resident_memory_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f)
+		}
+	}
+	return 0
+}
+
+// Table renders rows as the README's markdown table.
+func Table(rows []Row, rss int64, o Options, users int64) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "Measured %s on %s (%d CPUs, %s), %d users, concurrency %d, %s per endpoint; server RSS peak %.0f MB.\n\n",
+		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), runtime.GOARCH, users, o.Concurrency, o.Duration, float64(rss)/1e6)
+	b.WriteString("| Endpoint | req/s | p50 | p95 | p99 | errors | ratio to raw |\n|---|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range rows {
+		ratio := ""
+		if r.Baseline != "" {
+			ratio = fmt.Sprintf("%.2fx %s", r.Ratio, strings.TrimPrefix(r.Baseline, "raw: "))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %s |\n", r.Name, r.Rate, round(r.P50), round(r.P95), round(r.P99), r.Errors, ratio)
+	}
+	return b.String()
+}
