@@ -56,8 +56,9 @@ type KeyStore struct {
 	CacheTTL time.Duration
 	now      func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cachedKey
+	mu      sync.Mutex
+	cache   map[string]cachedKey
+	touched map[string]time.Time
 }
 
 type cachedKey struct {
@@ -65,9 +66,12 @@ type cachedKey struct {
 	expires time.Time
 }
 
+// touchEvery bounds how often a replica records a key's last use.
+const touchEvery = time.Minute
+
 // NewKeyStore returns a KeyStore on db.
 func NewKeyStore(db *sql.DB) *KeyStore {
-	return &KeyStore{db: db, CacheTTL: 10 * time.Second, now: time.Now, cache: map[string]cachedKey{}}
+	return &KeyStore{db: db, CacheTTL: 10 * time.Second, now: time.Now, cache: map[string]cachedKey{}, touched: map[string]time.Time{}}
 }
 
 // Verify implements Verifier for usvc_ keys.
@@ -91,11 +95,29 @@ func (s *KeyStore) Verify(ctx context.Context, token string) (Principal, error) 
 		return Principal{}, ErrInvalid
 	}
 	now := s.now().UTC()
-	// Best effort: a failed touch must not fail the request.
-	_ = sqlcgen.New(s.db).TouchAPIKey(ctx, sqlcgen.TouchAPIKeyParams{
-		Now: sql.NullTime{Time: now, Valid: true}, ID: id, StaleBefore: sql.NullTime{Time: now.Add(-time.Minute), Valid: true},
-	})
+	if s.shouldTouch(id, now) {
+		// Best effort: a failed touch must not fail the request. The UPDATE itself only writes
+		// when the stored time is stale, so replicas do not fight over the row either.
+		_ = sqlcgen.New(s.db).TouchAPIKey(ctx, sqlcgen.TouchAPIKeyParams{
+			Now: sql.NullTime{Time: now, Valid: true}, ID: id, StaleBefore: sql.NullTime{Time: now.Add(-touchEvery), Valid: true},
+		})
+	}
 	return NewPrincipal("apikey:"+row.ID, strings.Fields(row.Scopes)), nil
+}
+
+// shouldTouch reports, at most once per touchEvery per key and replica, that last use should be
+// recorded: otherwise every request would run an UPDATE on one hot row.
+func (s *KeyStore) shouldTouch(id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.touched[id]; ok && now.Sub(last) < touchEvery {
+		return false
+	}
+	if len(s.touched) > 10000 {
+		s.touched = map[string]time.Time{}
+	}
+	s.touched[id] = now
+	return true
 }
 
 func (s *KeyStore) lookup(ctx context.Context, id string) (sqlcgen.ApiKey, error) {
