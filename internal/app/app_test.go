@@ -33,13 +33,7 @@ import (
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-func dbURL(cfg *mysql.Config) string {
-	auth := cfg.User
-	if cfg.Passwd != "" {
-		auth += ":" + cfg.Passwd
-	}
-	return fmt.Sprintf("mysql://%s@%s/%s", auth, cfg.Addr, cfg.DBName)
-}
+func dbURL(cfg *mysql.Config) string { return testdb.URL(cfg) }
 
 func TestHelpAndVersion(t *testing.T) {
 	for _, args := range [][]string{{"usersvc", "--help"}, {"usersvc", "help"}, {"usersvc", "-h"}} {
@@ -97,15 +91,7 @@ func TestMigrateCommand(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testdb.FreePort(t) }
 
 // TestShutdownDrainsInFlightRequests holds a row lock so that an update is in flight when the
 // service is told to stop; the update must still complete with 200, and Run must return cleanly.

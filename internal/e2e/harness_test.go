@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,23 +44,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testdb.FreePort(t) }
 
-func dbURL(cfg *mysql.Config) string {
-	auth := cfg.User
-	if cfg.Passwd != "" {
-		auth += ":" + cfg.Passwd
-	}
-	return fmt.Sprintf("mysql://%s@%s/%s", auth, cfg.Addr, cfg.DBName)
-}
+func dbURL(cfg *mysql.Config) string { return testdb.URL(cfg) }
 
 type syncBuf struct {
 	mu sync.Mutex

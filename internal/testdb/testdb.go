@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -155,4 +156,24 @@ func RedisURL(t testing.TB) string {
 		t.Fatalf("no test Redis: set %s=redis://127.0.0.1:6379/0 (what `make test` does)", RedisEnvVar)
 	}
 	return u
+}
+
+// URL renders cfg as a DATABASE_URL, for starting the binary or app.Run in tests.
+func URL(cfg *mysql.Config) string {
+	auth := cfg.User
+	if cfg.Passwd != "" {
+		auth += ":" + cfg.Passwd
+	}
+	return fmt.Sprintf("mysql://%s@%s/%s", auth, cfg.Addr, cfg.DBName)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -107,14 +107,21 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 		if err := audit(ctx, q, c, id, action, changed, version, now); err != nil {
 			return err
 		}
-		row, err := q.GetLiveUser(ctx, id)
-		if err != nil {
-			return err
-		}
-		out = toUser(row)
-		return s.reveal(ctx, q, &out)
+		out, err = s.readBack(ctx, q, id)
+		return err
 	})
 	return out, err
+}
+
+// readBack re-reads a live user inside the transaction that changed it (MySQL has no
+// RETURNING) and fills its Aadhaar and PAN from the vault.
+func (s *Service) readBack(ctx context.Context, q *sqlcgen.Queries, id string) (User, error) {
+	row, err := q.GetLiveUser(ctx, id)
+	if err != nil {
+		return User{}, err
+	}
+	u := toUser(row)
+	return u, s.reveal(ctx, q, &u)
 }
 
 // revive handles a duplicate on create: if the email's holder is soft-deleted and no other
@@ -339,11 +346,8 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 		if err := audit(ctx, q, c, id, ActionUpdate, changed, version, now); err != nil {
 			return err
 		}
-		if row, err = q.GetLiveUser(ctx, id); err != nil {
-			return err
-		}
-		out = toUser(row)
-		return s.reveal(ctx, q, &out)
+		out, err = s.readBack(ctx, q, id)
+		return err
 	})
 	return out, err
 }
@@ -406,12 +410,8 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 		if err := audit(ctx, q, c, id, ActionRestore, []string{"is_deleted", "is_active"}, version, now); err != nil {
 			return err
 		}
-		row2, err := q.GetLiveUser(ctx, id)
-		if err != nil {
-			return err
-		}
-		out = toUser(row2)
-		return s.reveal(ctx, q, &out)
+		out, err = s.readBack(ctx, q, id)
+		return err
 	})
 	return out, err
 }
