@@ -79,15 +79,30 @@ WHERE id = sqlc.arg(id) AND version = sqlc.arg(expected_version) AND is_deleted 
 -- name: CountLiveUsers :one
 SELECT COUNT(*) FROM users WHERE is_deleted = FALSE;
 
--- name: ListLiveUsers :many
+-- Pages by number: the offset is walked on the covering index (is_deleted, created_at, id) only,
+-- then the page's rows are read by primary key (a "deferred join").
+-- name: ListLiveUserIDs :many
+SELECT id FROM users
+WHERE is_deleted = FALSE
+ORDER BY created_at DESC, id DESC
+LIMIT ? OFFSET ?;
+
+-- Pages by cursor (keyset): the rows strictly after (created_at, id) in the list order. The
+-- first condition is the index range; the second drops the cursor's own row and its ties before it.
+-- name: ListLiveUserIDsAfter :many
+SELECT id FROM users
+WHERE is_deleted = FALSE AND created_at <= sqlc.arg(cursor_at)
+  AND (created_at < sqlc.arg(cursor_at_again) OR id < sqlc.arg(cursor_id))
+ORDER BY created_at DESC, id DESC
+LIMIT ?;
+
+-- name: GetUsersByIDs :many
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
        aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
        mobile_verified, last_login_at, erased_at, erasure_reason
 FROM users
-WHERE is_deleted = FALSE
-ORDER BY created_at DESC, id DESC
-LIMIT ? OFFSET ?;
+WHERE id IN (sqlc.slice(ids));
 
 -- Search patterns arrive escaped with '!' so that '%' and '_' typed by a client match themselves.
 -- name: CountSearchUsers :one

@@ -101,3 +101,13 @@ CREATE TABLE api_keys (
   PRIMARY KEY (id),
   UNIQUE KEY uq_api_keys_name (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- user_counts: the number of live users, kept in the transaction of every change that makes a
+-- user live or not, so that lists can answer `total` without counting a million rows. Writers
+-- pick one of 16 slots at random so that concurrent creates do not queue on one row; the total is
+-- the sum of the slots. `usersvc migrate` fills it when it is empty (a new table on old data).
+CREATE TABLE user_counts (
+  slot TINYINT UNSIGNED NOT NULL,
+  live BIGINT NOT NULL,
+  PRIMARY KEY (slot)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -154,6 +154,11 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if _, err := migrate.Run(ctx, cfg.DB, schema.Files, opts); err != nil {
 		return err
 	}
+	if !*dry {
+		if err := initLiveCount(ctx, cfg, stdout); err != nil {
+			return err
+		}
+	}
 	if cfg.VaultDB != nil {
 		fmt.Fprintf(stderr, "migrating the vault %s\n", mysqldb.Redacted(cfg.VaultDatabaseURL))
 		if _, err := migrate.Run(ctx, cfg.VaultDB, schema.VaultFiles, opts); err != nil {
@@ -288,6 +293,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// initLiveCount fills the maintained live-user count when it is empty (the table is new, or the
+// database was restored from a dump without it).
+func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error {
+	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 1})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	slots, err := sqlcgen.New(db).CountUserCountSlots(ctx)
+	if err != nil || slots > 0 {
+		return err
+	}
+	n, err := users.RecountLiveUsers(ctx, db)
+	if err == nil {
+		fmt.Fprintf(out, "-- counted %d live users into user_counts\n", n)
+	}
+	return err
 }
 
 // openVault returns the vault, and its own database pool when VAULT_DATABASE_URL is set (nil

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -375,17 +377,64 @@ func handleUserList(svc *users.Service, log *slog.Logger, pages pageRules) gin.H
 	return func(c *gin.Context) {
 		verr := &users.ValidationError{}
 		p := pages.page(c, verr)
+		raw, byCursor := c.GetQuery("cursor")
+		var after users.Cursor
+		if byCursor {
+			var err error
+			if after, err = decodeCursor(raw); err != nil {
+				verr.Add("cursor", "is not a cursor this service issued")
+			}
+			if _, ok := c.GetQuery("page"); ok {
+				verr.Add("page", "cannot be combined with cursor")
+			}
+		}
 		if err := verr.Err(); err != nil {
 			writeProblem(c, log, err)
 			return
 		}
-		res, err := svc.List(c.Request.Context(), p)
+		var res users.PageOf[users.User]
+		var err error
+		if byCursor {
+			res, err = svc.ListAfter(c.Request.Context(), after, p.Size)
+		} else {
+			res, err = svc.List(c.Request.Context(), p)
+		}
 		if err != nil {
 			writeProblem(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, toPageResponse(p, res, toUserSummary))
+		out := toPageResponse(p, res, toUserSummary)
+		if byCursor {
+			out.Page = nil
+		}
+		if len(res.Items) == p.Size {
+			next := encodeCursor(users.CursorOf(res.Items[len(res.Items)-1]))
+			out.NextCursor = &next
+			c.Header("Link", fmt.Sprintf(`</api/v1/users?cursor=%s&page_size=%d>; rel="next"`, next, p.Size))
+		}
+		c.JSON(http.StatusOK, out)
 	}
+}
+
+// Cursors are opaque to clients: "c1." + base64url(unix microseconds + "." + id).
+func encodeCursor(cur users.Cursor) string {
+	return "c1." + base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(cur.CreatedAt.UnixMicro(), 10)+"."+cur.ID))
+}
+
+func decodeCursor(s string) (users.Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(s, "c1."))
+	if err != nil || !strings.HasPrefix(s, "c1.") {
+		return users.Cursor{}, errors.New("bad cursor")
+	}
+	micros, id, ok := strings.Cut(string(b), ".")
+	n, err := strconv.ParseInt(micros, 10, 64)
+	if !ok || err != nil {
+		return users.Cursor{}, errors.New("bad cursor")
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return users.Cursor{}, errors.New("bad cursor")
+	}
+	return users.Cursor{CreatedAt: time.UnixMicro(n).UTC(), ID: id}, nil
 }
 
 func handleUserSearch(svc *users.Service, log *slog.Logger, pages pageRules) gin.HandlerFunc {
@@ -518,10 +567,12 @@ func toAuditResponse(e users.AuditEntry) auditResponse {
 
 type pageResponse[T any] struct {
 	Total      int64 `json:"total"`
-	Page       int   `json:"page"`
+	Page       *int  `json:"page"` // null when paging by cursor
 	PageSize   int   `json:"page_size"`
 	TotalPages int64 `json:"total_pages"`
 	Data       []T   `json:"data"`
+	// NextCursor continues after the last item (lists only; null at the end).
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 func toPageResponse[In, Out any](p users.Page, res users.PageOf[In], conv func(In) Out) pageResponse[Out] {
@@ -530,7 +581,8 @@ func toPageResponse[In, Out any](p users.Page, res users.PageOf[In], conv func(I
 		data[i] = conv(it)
 	}
 	size := int64(p.Size)
-	return pageResponse[Out]{Total: res.Total, Page: p.Number, PageSize: p.Size,
+	number := p.Number
+	return pageResponse[Out]{Total: res.Total, Page: &number, PageSize: p.Size,
 		TotalPages: (res.Total + size - 1) / size, Data: data}
 }
 

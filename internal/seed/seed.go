@@ -20,6 +20,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/govid"
 	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/sqlcgen"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/internal/vault"
 )
@@ -195,8 +196,10 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		if _, err := tx.ExecContext(ctx, rows(bulkVaultPrefix, bulkVaultRow, 2*len(batch)), vaultArgs...); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, rows(bulkUsersPrefix, bulkUsersRow, len(batch)), userArgs...)
-		return err
+		if _, err := tx.ExecContext(ctx, rows(bulkUsersPrefix, bulkUsersRow, len(batch)), userArgs...); err != nil {
+			return err
+		}
+		return sqlcgen.New(tx).AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: uint8(len(batch) % 16), Delta: int64(len(batch))})
 	})
 }
 

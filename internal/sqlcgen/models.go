@@ -77,3 +77,8 @@ type UserAudit struct {
 	Version       string
 	CreatedAt     time.Time
 }
+
+type UserCount struct {
+	Slot uint8
+	Live int64
+}

@@ -8,6 +8,7 @@ package sqlcgen
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 )
 
@@ -235,6 +236,75 @@ func (q *Queries) GetUserState(ctx context.Context, id string) (GetUserStateRow,
 	return i, err
 }
 
+const getUsersByIDs = `-- name: GetUsersByIDs :many
+SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
+       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
+       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
+       mobile_verified, last_login_at, erased_at, erasure_reason
+FROM users
+WHERE id IN (/*SLICE:ids*/?)
+`
+
+func (q *Queries) GetUsersByIDs(ctx context.Context, ids []string) ([]User, error) {
+	query := getUsersByIDs
+	var queryParams []interface{}
+	if len(ids) > 0 {
+		for _, v := range ids {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:ids*/?", strings.Repeat(",?", len(ids))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:ids*/?", "NULL", 1)
+	}
+	rows, err := q.db.QueryContext(ctx, query, queryParams...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []User
+	for rows.Next() {
+		var i User
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Email,
+			&i.EmailKey,
+			&i.PrimaryMobile,
+			&i.SecondaryMobile,
+			&i.DateOfBirth,
+			&i.PlaceOfBirth,
+			&i.AadhaarRef,
+			&i.PanRef,
+			&i.CurrentAddress,
+			&i.PermanentAddress,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.CreatedBy,
+			&i.UpdatedBy,
+			&i.IsDeleted,
+			&i.DeletedAt,
+			&i.DeletedBy,
+			&i.Version,
+			&i.IsActive,
+			&i.EmailVerified,
+			&i.MobileVerified,
+			&i.LastLoginAt,
+			&i.ErasedAt,
+			&i.ErasureReason,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const insertUser = `-- name: InsertUser :exec
 
 INSERT INTO users (
@@ -329,62 +399,78 @@ func (q *Queries) ListDeletedBefore(ctx context.Context, arg ListDeletedBeforePa
 	return items, nil
 }
 
-const listLiveUsers = `-- name: ListLiveUsers :many
-SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
-       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason
-FROM users
+const listLiveUserIDs = `-- name: ListLiveUserIDs :many
+SELECT id FROM users
 WHERE is_deleted = FALSE
 ORDER BY created_at DESC, id DESC
 LIMIT ? OFFSET ?
 `
 
-type ListLiveUsersParams struct {
+type ListLiveUserIDsParams struct {
 	Limit  int32
 	Offset int32
 }
 
-func (q *Queries) ListLiveUsers(ctx context.Context, arg ListLiveUsersParams) ([]User, error) {
-	rows, err := q.db.QueryContext(ctx, listLiveUsers, arg.Limit, arg.Offset)
+// Pages by number: the offset is walked on the covering index (is_deleted, created_at, id) only,
+// then the page's rows are read by primary key (a "deferred join").
+func (q *Queries) ListLiveUserIDs(ctx context.Context, arg ListLiveUserIDsParams) ([]string, error) {
+	rows, err := q.db.QueryContext(ctx, listLiveUserIDs, arg.Limit, arg.Offset)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []User
+	var items []string
 	for rows.Next() {
-		var i User
-		if err := rows.Scan(
-			&i.ID,
-			&i.Name,
-			&i.Email,
-			&i.EmailKey,
-			&i.PrimaryMobile,
-			&i.SecondaryMobile,
-			&i.DateOfBirth,
-			&i.PlaceOfBirth,
-			&i.AadhaarRef,
-			&i.PanRef,
-			&i.CurrentAddress,
-			&i.PermanentAddress,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.CreatedBy,
-			&i.UpdatedBy,
-			&i.IsDeleted,
-			&i.DeletedAt,
-			&i.DeletedBy,
-			&i.Version,
-			&i.IsActive,
-			&i.EmailVerified,
-			&i.MobileVerified,
-			&i.LastLoginAt,
-			&i.ErasedAt,
-			&i.ErasureReason,
-		); err != nil {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, id)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listLiveUserIDsAfter = `-- name: ListLiveUserIDsAfter :many
+SELECT id FROM users
+WHERE is_deleted = FALSE AND created_at <= ?
+  AND (created_at < ? OR id < ?)
+ORDER BY created_at DESC, id DESC
+LIMIT ?
+`
+
+type ListLiveUserIDsAfterParams struct {
+	CursorAt      time.Time
+	CursorAtAgain time.Time
+	CursorID      string
+	Limit         int32
+}
+
+// Pages by cursor (keyset): the rows strictly after (created_at, id) in the list order. The
+// first condition is the index range; the second drops the cursor's own row and its ties before it.
+func (q *Queries) ListLiveUserIDsAfter(ctx context.Context, arg ListLiveUserIDsAfterParams) ([]string, error) {
+	rows, err := q.db.QueryContext(ctx, listLiveUserIDsAfter,
+		arg.CursorAt,
+		arg.CursorAtAgain,
+		arg.CursorID,
+		arg.Limit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
 	}
 	if err := rows.Close(); err != nil {
 		return nil, err

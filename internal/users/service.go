@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -104,6 +105,9 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 				}
 			}
 		}
+		if err := countLive(ctx, q, 1); err != nil { // a new user, or a deleted one made live again
+			return err
+		}
 		if err := audit(ctx, q, c, id, action, changed, version, now); err != nil {
 			return err
 		}
@@ -111,6 +115,11 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 		return err
 	})
 	return out, err
+}
+
+// countLive moves the maintained live-user count by delta, on a random slot (see user_counts).
+func countLive(ctx context.Context, q *sqlcgen.Queries, delta int64) error {
+	return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: uint8(rand.IntN(16)), Delta: delta})
 }
 
 // readBack re-reads a live user inside the transaction that changed it (MySQL has no
@@ -372,6 +381,9 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string, pre Precondit
 		}); err != nil {
 			return err
 		}
+		if err := countLive(ctx, q, -1); err != nil {
+			return err
+		}
 		return audit(ctx, q, c, id, ActionDelete, []string{"is_deleted", "is_active"}, version, now)
 	})
 	return version, err
@@ -407,6 +419,9 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 		}); err != nil {
 			return err
 		}
+		if err := countLive(ctx, q, 1); err != nil {
+			return err
+		}
 		if err := audit(ctx, q, c, id, ActionRestore, []string{"is_deleted", "is_active"}, version, now); err != nil {
 			return err
 		}
@@ -416,23 +431,99 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 	return out, err
 }
 
-// List returns live users, newest first.
+// List returns a page of live users, newest first. The total comes from the maintained count
+// and the offset is walked on the covering index only (see ListLiveUserIDs).
 func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 	var out PageOf[User]
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
 		var err error
-		if out.Total, err = q.CountLiveUsers(ctx); err != nil {
+		if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
 			return err
 		}
-		limit, offset, ok := bounds(p, out.Total)
-		if !ok {
+		off := p.Offset()
+		if off > math.MaxInt32 {
 			return nil
 		}
-		rows, err := q.ListLiveUsers(ctx, sqlcgen.ListLiveUsersParams{Limit: limit, Offset: offset})
-		out.Items = toUsers(rows)
+		ids, err := q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(p.Size), Offset: int32(off)})
+		if err != nil {
+			return err
+		}
+		out.Items, err = usersInOrder(ctx, q, ids)
 		return err
 	})
 	return out, err
+}
+
+// Cursor is a position in the list order (newest first): the last item a client has seen.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// CursorOf returns the cursor after u.
+func CursorOf(u User) Cursor { return Cursor{CreatedAt: u.CreatedAt, ID: u.ID} }
+
+// ListAfter returns up to size live users after the cursor, newest first (keyset pagination:
+// the cost does not grow with the position), and the total.
+func (s *Service) ListAfter(ctx context.Context, after Cursor, size int) (PageOf[User], error) {
+	var out PageOf[User]
+	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+		var err error
+		if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
+			return err
+		}
+		ids, err := q.ListLiveUserIDsAfter(ctx, sqlcgen.ListLiveUserIDsAfterParams{
+			CursorAt: after.CreatedAt, CursorAtAgain: after.CreatedAt, CursorID: after.ID, Limit: int32(size),
+		})
+		if err != nil {
+			return err
+		}
+		out.Items, err = usersInOrder(ctx, q, ids)
+		return err
+	})
+	return out, err
+}
+
+// usersInOrder reads users by id and returns them in the order of ids.
+func usersInOrder(ctx context.Context, q *sqlcgen.Queries, ids []string) ([]User, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.GetUsersByIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]User, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = toUser(r)
+	}
+	out := make([]User, 0, len(ids))
+	for _, id := range ids {
+		if u, ok := byID[id]; ok {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// RecountLiveUsers rebuilds the maintained count from the users table. It locks the count's
+// rows (and gaps) first, so that writers wait and nothing is counted twice or missed.
+func RecountLiveUsers(ctx context.Context, db *sql.DB) (int64, error) {
+	var n int64
+	err := mysqldb.InTx(ctx, db, &sql.TxOptions{Isolation: sql.LevelRepeatableRead}, func(q *sqlcgen.Queries) error {
+		if _, err := q.LockUserCounts(ctx); err != nil {
+			return err
+		}
+		var err error
+		if n, err = q.CountLiveUsers(ctx); err != nil {
+			return err
+		}
+		if err := q.ClearUserCounts(ctx); err != nil {
+			return err
+		}
+		return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: 0, Delta: n})
+	})
+	return n, err
 }
 
 // SearchMinLen and SearchMaxLen bound the search text, in characters.
@@ -667,6 +758,11 @@ func (s *Service) Erase(ctx context.Context, c Caller, id, reason string) (Erasu
 			UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version, ID: id,
 		}); err != nil {
 			return err
+		}
+		if !row.IsDeleted {
+			if err := countLive(ctx, q, -1); err != nil {
+				return err
+			}
 		}
 		out = Erasure{ID: id, ErasedAt: now, Reason: reason}
 		return audit(ctx, q, c, id, ActionErase, []string{"personal_data"}, version, now)
