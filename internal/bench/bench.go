@@ -159,6 +159,10 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		}
 	}
 	pick := func() string { return ids[rand.IntN(len(ids))] }
+	deepCursor, err := cursorAt(ctx, client, o, 5000)
+	if err != nil {
+		return nil, 0, err
+	}
 	var deleted atomic.Int64
 	rssMax := atomic.Int64{}
 	stopRSS := watchRSS(ctx, client, o.URL, &rssMax)
@@ -193,6 +197,9 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		{"GET /users?page=5000", "point", func(ctx context.Context, _ int, _ int64) error {
 			return call(ctx, "GET", "/api/v1/users/?page=5000", nil, 200)
 		}},
+		{"GET /users?cursor= (deep)", "point", func(ctx context.Context, _ int, _ int64) error {
+			return call(ctx, "GET", "/api/v1/users/?cursor="+deepCursor, nil, 200)
+		}},
 		{"search selective q", "point", func(ctx context.Context, _ int, _ int64) error {
 			return call(ctx, "GET", "/api/v1/users/search/?q="+strings.ReplaceAll(name, " ", "%20"), nil, 200)
 		}},
@@ -216,6 +223,24 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		rows = append(rows, r)
 	}
 	return rows, rssMax.Load(), nil
+}
+
+// cursorAt returns the next_cursor after page n (10 per page).
+func cursorAt(ctx context.Context, client *http.Client, o Options, n int) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, o.URL+"/api/v1/users/?page="+strconv.Itoa(n), nil)
+	req.Header.Set("Authorization", "Bearer "+o.Key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var page struct {
+		NextCursor string `json:"next_cursor"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || page.NextCursor == "" {
+		return "", fmt.Errorf("no cursor after page %d (status %d)", n, resp.StatusCode)
+	}
+	return page.NextCursor, nil
 }
 
 func sampleIDs(ctx context.Context, db *sql.DB, n int) ([]string, error) {

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,14 +180,15 @@ func rows(prefix, row string, n int) string {
 func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, now time.Time) error {
 	vaultArgs := make([]any, 0, len(batch)*14)
 	userArgs := make([]any, 0, len(batch)*14)
-	for i, nu := range batch {
+	for _, nu := range batch {
 		a := v.Seal(vault.KindAadhaar, nu.Aadhaar.Digits())
 		p := v.Seal(vault.KindPAN, nu.PAN.Value())
 		for _, e := range []vault.Sealed{a, p} {
 			vaultArgs = append(vaultArgs, e.Ref, e.Kind, e.BlindIndex, e.KeyID, e.Ciphertext, now, now)
 		}
-		// Spread creation times over the last two years, so that lists have a real order.
-		created := now.Add(-time.Duration(uint64(i)*7919%(2*365*24*3600)) * time.Second).Add(-time.Duration(i) * time.Microsecond)
+		// Spread creation times at random over the last two years (microsecond resolution, so
+		// ties are as rare as in real traffic), so that lists have a real order.
+		created := now.Add(-time.Duration(mrand.Int64N(int64(2*365*24*time.Hour/time.Microsecond))) * time.Microsecond)
 		id, _ := uuid.NewV7() // time-ordered: appends to the clustered index instead of splitting pages
 		userArgs = append(userArgs, id.String(), nu.Name, nu.Email.Display(), nu.Email.Key(), nu.PrimaryMobile,
 			nu.DateOfBirth, nu.PlaceOfBirth, a.Ref, p.Ref, nu.CurrentAddress, nu.PermanentAddress, created, created,
