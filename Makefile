@@ -13,7 +13,7 @@ export TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 SQLC     := $(GO) tool -modfile=tools/sqlc/go.mod sqlc
 GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 
-.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster fuzz bench ci
+.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster fuzz bench explain ci
 
 ## run: build, migrate the database declaratively, create local secrets and an API key
 ## (.env.local, git-ignored), serve the API on :8000
@@ -63,6 +63,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMobile$$' -fuzztime=$(FUZZTIME) ./internal/users
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEmail$$' -fuzztime=$(FUZZTIME) ./internal/users
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCreate$$' -fuzztime=$(FUZZTIME) ./internal/httpapi
+
+## explain: print the EXPLAIN plan of every statement in queries/ on 20,000 seeded users
+explain:
+	EXPLAIN_PRINT=1 $(GO) test -count=1 -v -run TestExplainEveryStatement ./internal/explain | grep -v '^=== '
 
 ## bench: seed 1,000,000 users once (BENCH_USERS), load-test every endpoint, rewrite the README table
 bench: build

@@ -50,8 +50,8 @@ CREATE TABLE users (
   UNIQUE KEY uq_users_pan (pan_ref),
   -- List and search: live users, newest first, with id as the unique tie-breaker.
   KEY idx_users_live_created (is_deleted, created_at, id),
-  -- Retention purge: soft-deleted users by deletion time.
-  KEY idx_users_deleted_at (deleted_at)
+  -- Retention purge: soft-deleted users by deletion time, in that order (no filesort).
+  KEY idx_users_deleted (is_deleted, deleted_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- user_audit: one row per change to a user, written in the same transaction as the change.
