@@ -15,7 +15,7 @@ if [ "$have" -lt "$users" ]; then
   echo "seeding $((users - have)) users (the buffer pool should hold the working set: see README)"
   ./bin/usersvc seed --count $((users - have)) --workers 4 --batch 1000
 fi
-RATE_LIMIT_PER_MINUTE=1000000 PORT=8089 SHUTDOWN_DELAY=0s ./bin/usersvc serve >/tmp/usersvc-bench.log 2>&1 &
+PPROF_ADDR=${PPROF_ADDR:-127.0.0.1:6060} RATE_LIMIT_PER_MINUTE=1000000 PORT=8089 SHUTDOWN_DELAY=0s ./bin/usersvc serve >/tmp/usersvc-bench.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8089/readyz >/dev/null && break; sleep 0.1; done

@@ -79,6 +79,9 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, when both set, make the server speak HTTPS.
 	TLSCertFile, TLSKeyFile string
 
+	// PprofAddr, when set, serves net/http/pprof there (keep it on loopback).
+	PprofAddr string
+
 	// LogFile, when set, receives the JSON log instead of stdout, rotated at 10 MB, 5 backups.
 	LogFile string
 
@@ -140,6 +143,7 @@ var Variables = []Variable{
 	{"REQUEST_TIMEOUT", "10s", "deadline of one request's work, database included"},
 	{"SHUTDOWN_DELAY", "5s", "after SIGTERM, how long /readyz answers 503 while requests are still served"},
 	{"SHUTDOWN_TIMEOUT", "20s", "then, how long in-flight requests may take to finish"},
+	{"PPROF_ADDR", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; never expose it"},
 	{"LOG_FILE", "", "write the JSON log to this file (rotated at 10 MB, 5 compressed backups) instead of stdout"},
 	{"HTTP_READ_HEADER_TIMEOUT", "5s", "server read-header timeout"},
 	{"HTTP_READ_TIMEOUT", "15s", "server read timeout"},
@@ -262,6 +266,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT")
 	c.ShutdownDelay = l.duration("SHUTDOWN_DELAY")
 	c.LogFile = l.str("LOG_FILE")
+	c.PprofAddr = l.str("PPROF_ADDR")
 	c.ReadHeaderTimeout = l.duration("HTTP_READ_HEADER_TIMEOUT")
 	c.ReadTimeout = l.duration("HTTP_READ_TIMEOUT")
 	c.WriteTimeout = l.duration("HTTP_WRITE_TIMEOUT")
