@@ -148,3 +148,12 @@ SELECT id FROM users
 WHERE is_deleted = TRUE AND erased_at IS NULL AND deleted_at < ?
 ORDER BY deleted_at, id
 LIMIT ?;
+
+-- GetLiveUserWithIDs is GetLiveUser with the vault entries of its Aadhaar and PAN in the same
+-- round trip, for when the vault shares this database.
+-- name: GetLiveUserWithIDs :one
+SELECT sqlc.embed(u), a.ciphertext AS aadhaar_ciphertext, p.ciphertext AS pan_ciphertext
+FROM users u
+LEFT JOIN pii_vault a ON a.ref = u.aadhaar_ref
+LEFT JOIN pii_vault p ON p.ref = u.pan_ref
+WHERE u.id = ? AND u.is_deleted = FALSE;

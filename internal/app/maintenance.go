@@ -153,6 +153,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	conc := fs.Int("concurrency", 16, "concurrent clients")
 	dur := fs.Duration("duration", 10*time.Second, "time per endpoint")
 	readme := fs.String("readme", "", "rewrite the table between the bench markers of this file")
+	only := fs.String("only", "", "measure only the endpoints whose name contains this")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -172,7 +173,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE is_deleted = FALSE").Scan(&n); err != nil {
 		return err
 	}
-	o := bench.Options{URL: strings.TrimRight(*url, "/"), Key: *key, DB: db, Concurrency: *conc, Duration: *dur, Out: stderr}
+	o := bench.Options{URL: strings.TrimRight(*url, "/"), Key: *key, DB: db, Concurrency: *conc, Duration: *dur, Out: stderr, Only: *only}
 	rows, rss, err := bench.Run(ctx, o)
 	if err != nil {
 		return err

@@ -36,6 +36,8 @@ type Options struct {
 	Concurrency int
 	Duration    time.Duration // per endpoint
 	Out         io.Writer
+	// Only, when set, measures just the endpoints whose name contains it (and the baselines).
+	Only string
 }
 
 // Row is one measured endpoint.
@@ -214,6 +216,9 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 			return call(ctx, "DELETE", "/api/v1/users/"+ids[len(ids)-int(n)], nil, 200)
 		}},
 	} {
+		if o.Only != "" && !strings.Contains(e.name, o.Only) {
+			continue
+		}
 		r := measure(ctx, o, e.name, e.fn)
 		base := point
 		if e.base == "insert" {

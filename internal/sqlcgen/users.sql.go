@@ -212,6 +212,58 @@ func (q *Queries) GetLiveUserByPANRef(ctx context.Context, panRef sql.NullString
 	return id, err
 }
 
+const getLiveUserWithIDs = `-- name: GetLiveUserWithIDs :one
+SELECT u.id, u.name, u.email, u.email_key, u.primary_mobile, u.secondary_mobile, u.date_of_birth, u.place_of_birth, u.aadhaar_ref, u.pan_ref, u.current_address, u.permanent_address, u.created_at, u.updated_at, u.created_by, u.updated_by, u.is_deleted, u.deleted_at, u.deleted_by, u.version, u.is_active, u.email_verified, u.mobile_verified, u.last_login_at, u.erased_at, u.erasure_reason, a.ciphertext AS aadhaar_ciphertext, p.ciphertext AS pan_ciphertext
+FROM users u
+LEFT JOIN pii_vault a ON a.ref = u.aadhaar_ref
+LEFT JOIN pii_vault p ON p.ref = u.pan_ref
+WHERE u.id = ? AND u.is_deleted = FALSE
+`
+
+type GetLiveUserWithIDsRow struct {
+	User              User
+	AadhaarCiphertext sql.NullString
+	PanCiphertext     sql.NullString
+}
+
+// GetLiveUserWithIDs is GetLiveUser with the vault entries of its Aadhaar and PAN in the same
+// round trip, for when the vault shares this database.
+func (q *Queries) GetLiveUserWithIDs(ctx context.Context, id string) (GetLiveUserWithIDsRow, error) {
+	row := q.db.QueryRowContext(ctx, getLiveUserWithIDs, id)
+	var i GetLiveUserWithIDsRow
+	err := row.Scan(
+		&i.User.ID,
+		&i.User.Name,
+		&i.User.Email,
+		&i.User.EmailKey,
+		&i.User.PrimaryMobile,
+		&i.User.SecondaryMobile,
+		&i.User.DateOfBirth,
+		&i.User.PlaceOfBirth,
+		&i.User.AadhaarRef,
+		&i.User.PanRef,
+		&i.User.CurrentAddress,
+		&i.User.PermanentAddress,
+		&i.User.CreatedAt,
+		&i.User.UpdatedAt,
+		&i.User.CreatedBy,
+		&i.User.UpdatedBy,
+		&i.User.IsDeleted,
+		&i.User.DeletedAt,
+		&i.User.DeletedBy,
+		&i.User.Version,
+		&i.User.IsActive,
+		&i.User.EmailVerified,
+		&i.User.MobileVerified,
+		&i.User.LastLoginAt,
+		&i.User.ErasedAt,
+		&i.User.ErasureReason,
+		&i.AadhaarCiphertext,
+		&i.PanCiphertext,
+	)
+	return i, err
+}
+
 const getUserState = `-- name: GetUserState :one
 SELECT id, is_deleted, aadhaar_ref, pan_ref FROM users WHERE id = ?
 `

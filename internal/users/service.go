@@ -122,15 +122,39 @@ func countLive(ctx context.Context, q *sqlcgen.Queries, delta int64) error {
 	return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: uint8(rand.IntN(16)), Delta: delta})
 }
 
-// readBack re-reads a live user inside the transaction that changed it (MySQL has no
-// RETURNING) and fills its Aadhaar and PAN from the vault.
+// readBack reads a live user with its Aadhaar and PAN: after a write, inside its transaction
+// (MySQL has no RETURNING), or for a plain read. When the vault shares the database, the vault
+// entries come in the same round trip (one query instead of two).
 func (s *Service) readBack(ctx context.Context, q *sqlcgen.Queries, id string) (User, error) {
-	row, err := q.GetLiveUser(ctx, id)
+	if !s.vault.Shared() {
+		row, err := q.GetLiveUser(ctx, id)
+		if err != nil {
+			return User{}, err
+		}
+		u := toUser(row)
+		return u, s.reveal(ctx, q, &u)
+	}
+	row, err := q.GetLiveUserWithIDs(ctx, id)
 	if err != nil {
 		return User{}, err
 	}
-	u := toUser(row)
-	return u, s.reveal(ctx, q, &u)
+	u := toUser(row.User)
+	open := func(kind, ref string, ct sql.NullString) (string, error) {
+		if ref == "" || !ct.Valid {
+			return "", nil // erased
+		}
+		return s.vault.Open(kind, ref, []byte(ct.String))
+	}
+	a, err := open(vault.KindAadhaar, u.aadhaarRef, row.AadhaarCiphertext)
+	if err != nil {
+		return User{}, err
+	}
+	p, err := open(vault.KindPAN, u.panRef, row.PanCiphertext)
+	if err != nil {
+		return User{}, err
+	}
+	u.Aadhaar, u.PAN = govid.AadhaarFromStore(a), govid.PANFromStore(p)
+	return u, nil
 }
 
 // revive handles a duplicate on create: if the email's holder is soft-deleted and no other
@@ -254,31 +278,26 @@ func conflictError(holders []sqlcgen.FindUniqueHoldersRow, emailKey, mobile, aad
 // recorded in the audit trail in the same transaction (who saw whose data, when).
 func (s *Service) Get(ctx context.Context, c Caller, id string, pii bool) (User, error) {
 	if !pii {
-		q := sqlcgen.New(s.db)
-		row, err := q.GetLiveUser(ctx, id)
+		u, err := s.readBack(ctx, sqlcgen.New(s.db), id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return User{}, ErrNotFound
 		}
 		if err != nil {
 			return User{}, fmt.Errorf("get user: %w", err)
 		}
-		u := toUser(row)
-		return u, s.reveal(ctx, q, &u)
+		return u, nil
 	}
 	var out User
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
-		row, err := q.GetLiveUser(ctx, id)
+		var err error
+		out, err = s.readBack(ctx, q, id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		out = toUser(row)
-		if err := s.reveal(ctx, q, &out); err != nil {
-			return err
-		}
-		return audit(ctx, q, c, id, ActionPIIRead, []string{"aadhaar", "pan"}, row.Version, s.now().UTC())
+		return audit(ctx, q, c, id, ActionPIIRead, []string{"aadhaar", "pan"}, out.Version, s.now().UTC())
 	})
 	return out, err
 }

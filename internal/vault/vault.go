@@ -192,3 +192,12 @@ func (v *Vault) Seal(kind, value string) Sealed {
 	return Sealed{Ref: ref, Kind: kind, KeyID: v.keys.ActiveKeyID(), BlindIndex: v.keys.BlindIndex(kind, value),
 		Ciphertext: v.keys.Encrypt([]byte(value), aad(kind, ref))}
 }
+
+// Open decrypts one entry read by the caller (a join that fetched the ciphertext with its row).
+func (v *Vault) Open(kind, ref string, ciphertext []byte) (string, error) {
+	pt, err := v.keys.Decrypt(ciphertext, aad(kind, ref))
+	if err != nil {
+		return "", fmt.Errorf("vault entry %s: %w", ref, err)
+	}
+	return string(pt), nil
+}
