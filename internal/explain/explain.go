@@ -23,6 +23,7 @@ type Statement struct {
 var (
 	nameLine = regexp.MustCompile(`(?m)^-- name: (\w+) :\w+\s*$`)
 	macro    = regexp.MustCompile(`sqlc\.(arg|narg|slice)\([^)]*\)`)
+	embed    = regexp.MustCompile(`sqlc\.embed\((\w+)\)`)
 )
 
 // Statements parses every queries/*.sql file.
@@ -52,6 +53,7 @@ func Statements() ([]Statement, error) {
 			}
 			q := strings.TrimSuffix(strings.TrimSpace(strings.Join(lines, "\n")), ";")
 			q = macro.ReplaceAllString(q, "?")
+			q = embed.ReplaceAllString(q, "$1.*")
 			out = append(out, Statement{Name: text[loc[2]:loc[3]], File: file, SQL: q, Params: strings.Count(q, "?")})
 		}
 	}
