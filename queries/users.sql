@@ -87,13 +87,20 @@ WHERE is_deleted = FALSE
 ORDER BY created_at DESC, id DESC
 LIMIT ? OFFSET ?;
 
--- Pages by cursor (keyset): the rows strictly after (created_at, id) in the list order. The
--- first condition is the index range; the second drops the cursor's own row and its ties before it.
+-- Pages by cursor (keyset): the rows strictly after (created_at, id) in the list order. Two
+-- index seeks, so that many rows sharing one created_at never turn into a scan: the cursor's
+-- ties with a smaller id, then the older rows.
 -- name: ListLiveUserIDsAfter :many
-SELECT id FROM users
-WHERE is_deleted = FALSE AND created_at <= sqlc.arg(cursor_at)
-  AND (created_at < sqlc.arg(cursor_at_again) OR id < sqlc.arg(cursor_id))
-ORDER BY created_at DESC, id DESC
+SELECT page.id, page.created_at FROM (
+  (SELECT t.id, t.created_at FROM users t
+   WHERE t.is_deleted = FALSE AND t.created_at = sqlc.arg(cursor_at) AND t.id < sqlc.arg(cursor_id)
+   ORDER BY t.id DESC LIMIT ?)
+  UNION ALL
+  (SELECT o.id, o.created_at FROM users o
+   WHERE o.is_deleted = FALSE AND o.created_at < sqlc.arg(cursor_at_again)
+   ORDER BY o.created_at DESC, o.id DESC LIMIT ?)
+) AS page
+ORDER BY page.created_at DESC, page.id DESC
 LIMIT ?;
 
 -- name: GetUsersByIDs :many

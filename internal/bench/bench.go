@@ -278,7 +278,7 @@ func rawInsert(ctx context.Context, q *sqlcgen.Queries, cand *atomic.Uint64, tag
 			ID: id.String(), Name: p.Name, Email: p.Email.Display(), EmailKey: sql.NullString{String: p.Email.Key(), Valid: true},
 			PrimaryMobile: sql.NullString{String: p.PrimaryMobile, Valid: true}, DateOfBirth: sql.NullTime{Time: p.DateOfBirth, Valid: true},
 			PlaceOfBirth: p.PlaceOfBirth, CurrentAddress: p.CurrentAddress, PermanentAddress: p.PermanentAddress,
-			CreatedAt: now, UpdatedAt: now, Version: uuid.NewString(),
+			CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(), Version: uuid.NewString(),
 		})
 	}
 }

@@ -94,7 +94,7 @@ func TestExplainEveryStatement(t *testing.T) {
 		"RestoreUser":              {now, nil, f.version, f.id, f.version},
 		"CountLiveUsers":           {},
 		"ListLiveUserIDs":          {10, 5000},
-		"ListLiveUserIDsAfter":     {f.created, f.created, f.id, 10},
+		"ListLiveUserIDsAfter":     {f.created, f.id, 10, f.created, 10, 10},
 		"GetUsersByIDs":            {f.id},
 		"CountSearchUsers":         {"%sharma%", "%sharma%"},
 		"SearchUsers":              {"%sharma%", "%sharma%", 10, 0},

@@ -90,3 +90,35 @@ func TestMaintainedCount(t *testing.T) {
 		t.Fatalf("recount: %d %v", n, err)
 	}
 }
+
+// TestCursorWithTies: users sharing one created_at are each listed once, in id order.
+func TestCursorWithTies(t *testing.T) {
+	e := newEnv(t, true)
+	for i := 0; i < 15; i++ {
+		e.create(t, newPerson())
+	}
+	if _, err := e.db.Exec("UPDATE users SET created_at = '2026-01-01 00:00:00'"); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	rows, err := queryStrings(context.Background(), e.db, "SELECT id FROM users ORDER BY id DESC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = rows
+	var got []string
+	path := "/api/v1/users/?page_size=4"
+	for i := 0; i < 10 && path != ""; i++ {
+		page := e.do(t, "GET", path, nil).JSON(t)
+		for _, d := range page["data"].([]any) {
+			got = append(got, d.(map[string]any)["id"].(string))
+		}
+		path = ""
+		if next, ok := page["next_cursor"].(string); ok {
+			path = "/api/v1/users/?page_size=4&cursor=" + url.QueryEscape(next)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("tied walk:\n got %v\nwant %v", got, want)
+	}
+}

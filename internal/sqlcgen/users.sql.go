@@ -489,40 +489,56 @@ func (q *Queries) ListLiveUserIDs(ctx context.Context, arg ListLiveUserIDsParams
 }
 
 const listLiveUserIDsAfter = `-- name: ListLiveUserIDsAfter :many
-SELECT id FROM users
-WHERE is_deleted = FALSE AND created_at <= ?
-  AND (created_at < ? OR id < ?)
-ORDER BY created_at DESC, id DESC
+SELECT page.id, page.created_at FROM (
+  (SELECT t.id, t.created_at FROM users t
+   WHERE t.is_deleted = FALSE AND t.created_at = ? AND t.id < ?
+   ORDER BY t.id DESC LIMIT ?)
+  UNION ALL
+  (SELECT o.id, o.created_at FROM users o
+   WHERE o.is_deleted = FALSE AND o.created_at < ?
+   ORDER BY o.created_at DESC, o.id DESC LIMIT ?)
+) AS page
+ORDER BY page.created_at DESC, page.id DESC
 LIMIT ?
 `
 
 type ListLiveUserIDsAfterParams struct {
 	CursorAt      time.Time
-	CursorAtAgain time.Time
 	CursorID      string
 	Limit         int32
+	CursorAtAgain time.Time
+	Limit_2       int32
+	Limit_3       int32
 }
 
-// Pages by cursor (keyset): the rows strictly after (created_at, id) in the list order. The
-// first condition is the index range; the second drops the cursor's own row and its ties before it.
-func (q *Queries) ListLiveUserIDsAfter(ctx context.Context, arg ListLiveUserIDsAfterParams) ([]string, error) {
+type ListLiveUserIDsAfterRow struct {
+	ID        string
+	CreatedAt time.Time
+}
+
+// Pages by cursor (keyset): the rows strictly after (created_at, id) in the list order. Two
+// index seeks, so that many rows sharing one created_at never turn into a scan: the cursor's
+// ties with a smaller id, then the older rows.
+func (q *Queries) ListLiveUserIDsAfter(ctx context.Context, arg ListLiveUserIDsAfterParams) ([]ListLiveUserIDsAfterRow, error) {
 	rows, err := q.db.QueryContext(ctx, listLiveUserIDsAfter,
 		arg.CursorAt,
-		arg.CursorAtAgain,
 		arg.CursorID,
 		arg.Limit,
+		arg.CursorAtAgain,
+		arg.Limit_2,
+		arg.Limit_3,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []string
+	var items []ListLiveUserIDsAfterRow
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var i ListLiveUserIDsAfterRow
+		if err := rows.Scan(&i.ID, &i.CreatedAt); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, i)
 	}
 	if err := rows.Close(); err != nil {
 		return nil, err

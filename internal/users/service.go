@@ -491,11 +491,17 @@ func (s *Service) ListAfter(ctx context.Context, after Cursor, size int) (PageOf
 		if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
 			return err
 		}
-		ids, err := q.ListLiveUserIDsAfter(ctx, sqlcgen.ListLiveUserIDsAfterParams{
-			CursorAt: after.CreatedAt, CursorAtAgain: after.CreatedAt, CursorID: after.ID, Limit: int32(size),
+		// The three limits: ties after the cursor, older rows, and the merged page.
+		rows, err := q.ListLiveUserIDsAfter(ctx, sqlcgen.ListLiveUserIDsAfterParams{
+			CursorAt: after.CreatedAt, CursorID: after.ID, Limit: int32(size),
+			CursorAtAgain: after.CreatedAt, Limit_2: int32(size), Limit_3: int32(size),
 		})
 		if err != nil {
 			return err
+		}
+		ids := make([]string, len(rows))
+		for i, r := range rows {
+			ids[i] = r.ID
 		}
 		out.Items, err = usersInOrder(ctx, q, ids)
 		return err
