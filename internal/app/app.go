@@ -228,6 +228,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	m := metrics.New(Version, revision(), map[string]*sql.DB{"main": db, "vault": vdb})
 	handler := httpapi.NewServer(httpapi.Options{
 		Auth: authn, Metrics: m, Draining: &draining,
+		DBSlots: cfg.DBMaxOpenConns, AcquireTimeout: cfg.DBAcquireTimeout,
 		Ready: func(ctx context.Context) map[string]error {
 			checks := map[string]error{"mysql": db.PingContext(ctx), "redis": rdb.Ping(ctx).Err()}
 			if vdb != nil {

@@ -43,6 +43,7 @@ type Config struct {
 	DBMaxIdleConns    int
 	DBConnMaxLifetime time.Duration
 	DBConnMaxIdleTime time.Duration
+	DBAcquireTimeout  time.Duration
 
 	// Redis deployment: single node (RedisURL), or cluster / sentinel when their addresses are set.
 	RedisClusterAddrs   []string
@@ -140,6 +141,7 @@ var Variables = []Variable{
 	{"DB_MAX_IDLE_CONNS", "50", "idle connections kept"},
 	{"DB_CONN_MAX_LIFETIME", "1h", "recycle connections after this long"},
 	{"DB_CONN_MAX_IDLE_TIME", "5m", "close idle connections after this long"},
+	{"DB_ACQUIRE_TIMEOUT", "2s", "when all DB_MAX_OPEN_CONNS are busy, how long a request waits before 503"},
 	{"REQUEST_TIMEOUT", "10s", "deadline of one request's work, database included"},
 	{"SHUTDOWN_DELAY", "5s", "after SIGTERM, how long /readyz answers 503 while requests are still served"},
 	{"SHUTDOWN_TIMEOUT", "20s", "then, how long in-flight requests may take to finish"},
@@ -262,6 +264,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DBMaxIdleConns = l.intRange("DB_MAX_IDLE_CONNS", 0, 10000)
 	c.DBConnMaxLifetime = l.duration("DB_CONN_MAX_LIFETIME")
 	c.DBConnMaxIdleTime = l.duration("DB_CONN_MAX_IDLE_TIME")
+	c.DBAcquireTimeout = l.duration("DB_ACQUIRE_TIMEOUT")
 	c.RequestTimeout = l.duration("REQUEST_TIMEOUT")
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT")
 	c.ShutdownDelay = l.duration("SHUTDOWN_DELAY")

@@ -96,6 +96,7 @@ type envOptions struct {
 	trusted        []string
 	jwt            *auth.JWTConfig
 	separateVault  bool
+	dbSlots        int
 }
 
 func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
@@ -165,6 +166,7 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 			PerMinute: o.perMinute, WritesPerMinute: o.writesPerMin, DenyOnRedisError: o.denyOnRedisErr},
 		Metrics:  e.metrics,
 		Draining: &e.draining,
+		DBSlots:  o.dbSlots, AcquireTimeout: 100 * time.Millisecond,
 		Ready: func(ctx context.Context) map[string]error {
 			return map[string]error{"mysql": db.PingContext(ctx), "redis": rdb.Ping(ctx).Err()}
 		},

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReadiness(t *testing.T) {
@@ -64,5 +65,43 @@ func TestMetrics(t *testing.T) {
 		if strings.Contains(body, leak) {
 			t.Errorf("metrics contain a value from a request")
 		}
+	}
+}
+
+// TestPoolExhaustionFailsFast: with every database slot held by a request stuck on a row lock,
+// the next request answers 503 after DB_ACQUIRE_TIMEOUT instead of queueing, and the service
+// recovers once the slot is free.
+func TestPoolExhaustionFailsFast(t *testing.T) {
+	e := newEnvWith(t, envOptions{dbSlots: 1})
+	u := e.create(t, newPerson())
+	tx, err := e.db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("SELECT id FROM users WHERE id = ? FOR UPDATE", u["id"]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan response, 1)
+	go func() {
+		done <- e.do(t, "PATCH", "/api/v1/users/"+u["id"].(string), map[string]any{"name": "Stuck Writer"})
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	r := e.do(t, "GET", "/api/v1/users/", nil)
+	if r.Code != 503 || r.Header.Get("Retry-After") == "" || r.JSON(t)["code"] != "overloaded" {
+		t.Fatalf("exhausted: %d %s", r.Code, r.Body)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("503 took %v: it queued", waited)
+	}
+	_ = tx.Rollback()
+	if first := <-done; first.Code != 200 {
+		t.Fatalf("held request: %d", first.Code)
+	}
+	if r := e.do(t, "GET", "/api/v1/users/", nil); r.Code != 200 {
+		t.Errorf("after release: %d", r.Code)
+	}
+	if !strings.Contains(string(e.do(t, "GET", "/metrics", nil).Body), "usersvc_db_gate_rejections_total 1") {
+		t.Error("rejection not counted")
 	}
 }

@@ -84,6 +84,9 @@ func addRoutes(r *gin.Engine, opts Options, svc *users.Service) {
 	if opts.RateLimit.Limiter != nil {
 		api.Use(rateLimit(opts.RateLimit, opts.Metrics, log))
 	}
+	if opts.DBSlots > 0 {
+		api.Use(dbGate(opts.DBSlots, opts.AcquireTimeout, opts.Metrics, log))
+	}
 	api.Use(authenticate(opts.Auth, log))
 	for _, rt := range routeTable(opts, svc) {
 		chain := []gin.HandlerFunc{require(rt.Scope, log)}

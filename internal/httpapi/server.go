@@ -51,6 +51,11 @@ type Options struct {
 	Ready func(ctx context.Context) map[string]error
 	// Draining, once true, makes /readyz answer 503 so that load balancers stop sending traffic.
 	Draining *atomic.Bool
+	// DBSlots bounds the /api requests working at once (the pool size); a request that cannot
+	// get a slot within AcquireTimeout answers 503 at once instead of queueing without bound.
+	// 0 disables the gate.
+	DBSlots        int
+	AcquireTimeout time.Duration
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -161,6 +166,29 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 		log.Error("panic", "request_id", requestID(c), "type", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
 		writeProblem(c, log, errors.New("panic in handler"))
 	})
+}
+
+// dbGate admits at most slots requests at once and turns the rest away after timeout.
+func dbGate(slots int, timeout time.Duration, m *metrics.Metrics, log *slog.Logger) gin.HandlerFunc {
+	sem := make(chan struct{}, slots)
+	return func(c *gin.Context) {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case sem <- struct{}{}:
+		case <-t.C:
+			m.DBGateRejections.Inc()
+			writeProblem(c, log, &httpError{status: http.StatusServiceUnavailable, code: "overloaded",
+				detail: "the service is at capacity (all database connections are busy); retry shortly",
+				header: map[string]string{"Retry-After": "1"}})
+			return
+		case <-c.Request.Context().Done():
+			writeProblem(c, log, c.Request.Context().Err())
+			return
+		}
+		defer func() { <-sem }()
+		c.Next()
+	}
 }
 
 // instrument counts and times requests by route pattern (never the raw path).

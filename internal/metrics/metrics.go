@@ -24,6 +24,7 @@ type Metrics struct {
 	RateLimitDecisions  *prometheus.CounterVec // decision taken without Redis: allow | deny
 	IdempotencyReplays  prometheus.Counter
 	IdempotencyRefusals *prometheus.CounterVec // reason: in_flight | reused | unavailable
+	DBGateRejections    prometheus.Counter
 }
 
 // New registers the metrics, the Go and process collectors, build info, and the pool stats of
@@ -57,6 +58,9 @@ func New(version, revision string, dbs map[string]*sql.DB) *Metrics {
 		IdempotencyRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usersvc_idempotency_refusals_total", Help: "Keyed requests refused, by reason.",
 		}, []string{"reason"}),
+		DBGateRejections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usersvc_db_gate_rejections_total", Help: "Requests answered 503 because every database slot stayed busy for DB_ACQUIRE_TIMEOUT.",
+		}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "usersvc_build_info", Help: "Build information; the value is 1.",
@@ -64,7 +68,7 @@ func New(version, revision string, dbs map[string]*sql.DB) *Metrics {
 	})
 	build.Set(1)
 	r.MustRegister(m.Requests, m.Duration, m.InFlight, m.RedisErrors, m.RateLimitRejections, m.RateLimitDecisions,
-		m.IdempotencyReplays, m.IdempotencyRefusals, build,
+		m.IdempotencyReplays, m.IdempotencyRefusals, m.DBGateRejections, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for name, db := range dbs {
 		if db != nil {
