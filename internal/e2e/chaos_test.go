@@ -1,0 +1,295 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/usersvc/usersvc/internal/auth"
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/testdb"
+	"github.com/usersvc/usersvc/internal/vault"
+)
+
+// faults is a real TCP fault proxy (Toxiproxy, in process) in front of MariaDB and Redis.
+type faults struct {
+	mysql, redis *toxiclient.Proxy
+}
+
+func startFaults(t *testing.T) *faults {
+	t.Helper()
+	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	port := freePort(t)
+	go server.Listen("127.0.0.1", fmt.Sprint(port))
+	client := toxiclient.NewClient(fmt.Sprintf("127.0.0.1:%d", port))
+	var err error
+	for i := 0; i < 100; i++ {
+		if _, err = client.Proxies(); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("toxiproxy: %v", err)
+	}
+	srv, err := testdb.Server(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	redisAddr := strings.TrimPrefix(strings.TrimSuffix(testdb.RedisURL(t), "/0"), "redis://")
+	f := &faults{}
+	if f.mysql, err = client.CreateProxy("mysql-"+testdb.Letters(4), fmt.Sprintf("127.0.0.1:%d", freePort(t)), srv.Addr); err != nil {
+		t.Fatal(err)
+	}
+	if f.redis, err = client.CreateProxy("redis-"+testdb.Letters(4), fmt.Sprintf("127.0.0.1:%d", freePort(t)), redisAddr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.mysql.Delete(); _ = f.redis.Delete() })
+	return f
+}
+
+// chaosReplica starts the binary on a fresh database, reaching MariaDB and Redis through the
+// fault proxy, and returns its URL, a key with every scope, and a direct (unproxied) pool for
+// checking what was really written.
+func chaosReplica(t *testing.T, f *faults, env map[string]string) (string, string, *sql.DB) {
+	t.Helper()
+	cfg := testdb.New(t, "chaos")
+	direct, err := mysqldb.Open(context.Background(), cfg, mysqldb.PoolConfig{MaxOpen: 4, MaxIdle: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { direct.Close() })
+	key, _, err := auth.Create(context.Background(), direct, "chaos", auth.AllScopes, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxied := cfg.Clone()
+	proxied.Addr = f.mysql.Listen
+	port := freePort(t)
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL(proxied), fmt.Sprintf("PORT=%d", port),
+		"REDIS_URL=redis://"+f.redis.Listen+"/0", "REDIS_KEY_PREFIX=chaos-"+strings.ToLower(testdb.Letters(6)),
+		"PII_ENCRYPTION_KEYS=c1:"+vault.NewKeyMaterial(), "BLIND_INDEX_KEY="+vault.NewKeyMaterial(),
+		"RATE_LIMIT_PER_MINUTE=1000000", "SHUTDOWN_DELAY=0s")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	process(t, "chaos replica", cmd)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitHTTP(t, base+"/healthz")
+	return base, "Bearer " + key, direct
+}
+
+func withKey(key string, headers ...string) []string {
+	return append([]string{"Authorization", key}, headers...)
+}
+
+// Scenario 1: Redis outage under load.
+func TestChaosRedisOutage(t *testing.T) {
+	f := startFaults(t)
+	base, key, _ := chaosReplica(t, f, nil)
+	client := &http.Client{Timeout: 10 * time.Second}
+	bearer = ""
+	if r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key, "Idempotency-Key", "pre-"+testdb.Letters(8))...); r.code != 201 {
+		t.Fatalf("before: %d %s", r.code, r.body)
+	}
+	if err := f.redis.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if r := do(t, client, "GET", base+"/api/v1/users/", "", withKey(key)...); r.code != 200 {
+			t.Errorf("read while redis is down (allow): %d", r.code)
+		}
+		if r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key)...); r.code != 201 {
+			t.Errorf("create without key while redis is down: %d %s", r.code, r.body)
+		}
+		if r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key, "Idempotency-Key", "down-"+testdb.Letters(8))...); r.code != 503 || r.header.Get("Retry-After") == "" {
+			t.Errorf("keyed create while redis is down: %d", r.code)
+		}
+	}
+	if err := f.redis.Enable(); err != nil {
+		t.Fatal(err)
+	}
+	recovered := false
+	for i := 0; i < 50 && !recovered; i++ {
+		r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key, "Idempotency-Key", "after-"+testdb.Letters(8))...)
+		recovered = r.code == 201
+		if !recovered {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !recovered {
+		t.Fatal("no recovery after redis came back")
+	}
+}
+
+// Scenario 2: MySQL outage during a create load with Idempotency-Keys and client retries. The
+// lost-write checker then reads the database directly: every acknowledged create exists exactly
+// once, and no key made two users.
+func TestChaosMySQLOutageLosesNothing(t *testing.T) {
+	f := startFaults(t)
+	base, key, direct := chaosReplica(t, f, map[string]string{"REQUEST_TIMEOUT": "2s", "DB_ACQUIRE_TIMEOUT": "1s"})
+	client := &http.Client{Timeout: 5 * time.Second}
+	type ack struct{ id, email string }
+	var (
+		mu        sync.Mutex
+		acked     []ack
+		attempted atomic.Int64
+		failures  atomic.Int64
+		wg        sync.WaitGroup
+	)
+	stop := time.Now().Add(4 * time.Second)
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				body, idem := userJSON(), "load-"+testdb.Letters(12)
+				attempted.Add(1)
+				var email struct {
+					Email string `json:"email"`
+				}
+				_ = json.Unmarshal([]byte(body), &email)
+				// The client retries the same request with the same key until it is answered.
+				for try := 0; try < 40; try++ {
+					r := do(t, client, "POST", base+"/api/v1/users/", body, withKey(key, "Idempotency-Key", idem)...)
+					if r.code == 201 {
+						var u struct{ ID string }
+						_ = json.Unmarshal([]byte(r.body), &u)
+						mu.Lock()
+						acked = append(acked, ack{u.ID, strings.ToLower(email.Email)})
+						mu.Unlock()
+						break
+					}
+					if r.code > 0 && r.code < 500 && r.code != 409 {
+						t.Errorf("unexpected %d: %s", r.code, r.body)
+						break
+					}
+					failures.Add(1)
+					time.Sleep(150 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	time.Sleep(1 * time.Second)
+	if err := f.mysql.Disable(); err != nil { // the database disappears, connections drop
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := f.mysql.Enable(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if len(acked) == 0 || failures.Load() == 0 {
+		t.Fatalf("acknowledged %d, failed answers %d: without both the test proves nothing", len(acked), failures.Load())
+	}
+	for _, a := range acked {
+		var n int
+		if err := direct.QueryRow("SELECT COUNT(*) FROM users WHERE id = ? AND is_deleted = FALSE", a.id).Scan(&n); err != nil || n != 1 {
+			t.Errorf("acknowledged user %s: %d rows (%v)", a.id, n, err)
+		}
+		if err := direct.QueryRow("SELECT COUNT(*) FROM users WHERE email_key = ?", a.email).Scan(&n); err != nil || n != 1 {
+			t.Errorf("email of %s: %d users", a.id, n)
+		}
+	}
+	var users int
+	_ = direct.QueryRow("SELECT COUNT(*) FROM users").Scan(&users)
+	if users < len(acked) {
+		t.Errorf("%d users in the database, %d acknowledged", users, len(acked))
+	}
+	t.Logf("%d creates attempted, %d acknowledged after %d failed answers and retries, %d users in the database",
+		attempted.Load(), len(acked), failures.Load(), users)
+}
+
+// Scenario 3: connections reset mid-transaction. Clients get a clear 5xx problem with
+// Retry-After, nothing half-written remains, and the pool recovers.
+func TestChaosConnectionResets(t *testing.T) {
+	f := startFaults(t)
+	base, key, direct := chaosReplica(t, f, nil)
+	client := &http.Client{Timeout: 10 * time.Second}
+	if _, err := f.mysql.AddToxic("reset", "reset_peer", "upstream", 1, toxiclient.Attributes{"timeout": 5}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key)...)
+		if r.code < 500 || r.header.Get("Retry-After") == "" || !strings.Contains(r.header.Get("Content-Type"), "problem+json") {
+			t.Errorf("create during resets: %d %v %s", r.code, r.header, r.body)
+		}
+	}
+	if err := f.mysql.RemoveToxic("reset"); err != nil {
+		t.Fatal(err)
+	}
+	var orphans int
+	_ = direct.QueryRow("SELECT COUNT(*) FROM users u LEFT JOIN user_audit a ON a.user_id = u.id WHERE a.id IS NULL").Scan(&orphans)
+	if orphans != 0 {
+		t.Errorf("%d users without their audit row: a transaction was half-written", orphans)
+	}
+	ok := false
+	for i := 0; i < 30 && !ok; i++ {
+		ok = do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key)...).code == 201
+		if !ok {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !ok {
+		t.Fatal("the pool did not recover")
+	}
+}
+
+// Scenario 4: a slow database (3 s of latency) answers fail fast at REQUEST_TIMEOUT instead of
+// piling up, and the process stays small.
+func TestChaosSlowDatabase(t *testing.T) {
+	f := startFaults(t)
+	base, key, _ := chaosReplica(t, f, map[string]string{"REQUEST_TIMEOUT": "1s", "DB_ACQUIRE_TIMEOUT": "500ms", "DB_MAX_OPEN_CONNS": "4"})
+	client := &http.Client{Timeout: 10 * time.Second}
+	if _, err := f.mysql.AddToxic("slow", "latency", "downstream", 1, toxiclient.Attributes{"latency": 3000}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, 30)
+	start := time.Now()
+	for i := range codes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			codes[i] = do(t, client, "GET", base+"/api/v1/users/", "", withKey(key)...).code
+		}(i)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	for i, c := range codes {
+		if c != 503 {
+			t.Errorf("request %d: %d, want 503", i, c)
+		}
+	}
+	if elapsed > 2500*time.Millisecond {
+		t.Errorf("30 requests took %v against a 1 s deadline: they piled up", elapsed)
+	}
+	if err := f.mysql.RemoveToxic("slow"); err != nil {
+		t.Fatal(err)
+	}
+	metrics := do(t, client, "GET", base+"/metrics", "").body
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "go_goroutines ") {
+			var n float64
+			_, _ = fmt.Sscan(strings.TrimPrefix(line, "go_goroutines "), &n)
+			if n > 200 {
+				t.Errorf("goroutines after the burst: %v", n)
+			}
+		}
+	}
+}
