@@ -13,7 +13,7 @@ export TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 SQLC     := $(GO) tool -modfile=tools/sqlc/go.mod sqlc
 GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 
-.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster fuzz bench explain ci
+.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster fuzz bench explain soak ci
 
 ## run: build, migrate the database declaratively, create local secrets and an API key
 ## (.env.local, git-ignored), serve the API on :8000
@@ -63,6 +63,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMobile$$' -fuzztime=$(FUZZTIME) ./internal/users
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEmail$$' -fuzztime=$(FUZZTIME) ./internal/users
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCreate$$' -fuzztime=$(FUZZTIME) ./internal/httpapi
+
+## soak: a mixed workload against the real binary for SOAK_DURATION (10m); fails on any 5xx or
+## on RSS or goroutines growing without bound (make test runs the same for 15s)
+SOAK_DURATION ?= 10m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' ./internal/e2e
 
 ## explain: print the EXPLAIN plan of every statement in queries/ on 20,000 seeded users
 explain:

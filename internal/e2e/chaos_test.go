@@ -98,13 +98,44 @@ func withKey(key string, headers ...string) []string {
 	return append([]string{"Authorization", key}, headers...)
 }
 
+// acks records acknowledged creates; verify reads the database directly (the lost-write checker).
+type acks struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (a *acks) note(r result) {
+	if r.code != 201 {
+		return
+	}
+	var u struct{ ID string }
+	_ = json.Unmarshal([]byte(r.body), &u)
+	a.mu.Lock()
+	a.ids = append(a.ids, u.ID)
+	a.mu.Unlock()
+}
+
+func (a *acks) verify(t *testing.T, db *sql.DB) {
+	t.Helper()
+	for _, id := range a.ids {
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM users WHERE id = ?", id).Scan(&n); err != nil || n != 1 {
+			t.Errorf("acknowledged create %s: %d rows (%v)", id, n, err)
+		}
+	}
+}
+
 // Scenario 1: Redis outage under load.
 func TestChaosRedisOutage(t *testing.T) {
 	f := startFaults(t)
-	base, key, _ := chaosReplica(t, f, nil)
+	base, key, direct := chaosReplica(t, f, nil)
 	client := &http.Client{Timeout: 10 * time.Second}
 	bearer = ""
-	if r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key, "Idempotency-Key", "pre-"+testdb.Letters(8))...); r.code != 201 {
+	var acked acks
+	defer acked.verify(t, direct)
+	r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key, "Idempotency-Key", "pre-"+testdb.Letters(8))...)
+	acked.note(r)
+	if r.code != 201 {
 		t.Fatalf("before: %d %s", r.code, r.body)
 	}
 	if err := f.redis.Disable(); err != nil {
@@ -114,7 +145,9 @@ func TestChaosRedisOutage(t *testing.T) {
 		if r := do(t, client, "GET", base+"/api/v1/users/", "", withKey(key)...); r.code != 200 {
 			t.Errorf("read while redis is down (allow): %d", r.code)
 		}
-		if r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key)...); r.code != 201 {
+		r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key)...)
+		acked.note(r)
+		if r.code != 201 {
 			t.Errorf("create without key while redis is down: %d %s", r.code, r.body)
 		}
 		if r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key, "Idempotency-Key", "down-"+testdb.Letters(8))...); r.code != 503 || r.header.Get("Retry-After") == "" {
@@ -127,6 +160,7 @@ func TestChaosRedisOutage(t *testing.T) {
 	recovered := false
 	for i := 0; i < 50 && !recovered; i++ {
 		r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key, "Idempotency-Key", "after-"+testdb.Letters(8))...)
+		acked.note(r)
 		recovered = r.code == 201
 		if !recovered {
 			time.Sleep(100 * time.Millisecond)
@@ -238,9 +272,12 @@ func TestChaosConnectionResets(t *testing.T) {
 	if orphans != 0 {
 		t.Errorf("%d users without their audit row: a transaction was half-written", orphans)
 	}
+	var acked acks
 	ok := false
 	for i := 0; i < 30 && !ok; i++ {
-		ok = do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key)...).code == 201
+		r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key)...)
+		acked.note(r)
+		ok = r.code == 201
 		if !ok {
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -248,6 +285,7 @@ func TestChaosConnectionResets(t *testing.T) {
 	if !ok {
 		t.Fatal("the pool did not recover")
 	}
+	acked.verify(t, direct)
 }
 
 // Scenario 4: a slow database (3 s of latency) answers fail fast at REQUEST_TIMEOUT instead of
@@ -292,4 +330,132 @@ func TestChaosSlowDatabase(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Scenario 5: a client that disconnects mid-request cancels its database work: the write it was
+// waiting to make never happens.
+func TestChaosClientDisconnectRollsBack(t *testing.T) {
+	f := startFaults(t)
+	base, key, direct := chaosReplica(t, f, nil)
+	client := &http.Client{Timeout: 10 * time.Second}
+	r := do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key)...)
+	var u struct{ ID, Name string }
+	_ = json.Unmarshal([]byte(r.body), &u)
+	tx, err := direct.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("SELECT id FROM users WHERE id = ? FOR UPDATE", u.ID); err != nil {
+		t.Fatal(err)
+	}
+	impatient := &http.Client{Timeout: 300 * time.Millisecond}
+	if r := do(t, impatient, "PATCH", base+"/api/v1/users/"+u.ID, `{"name":"Never Written"}`, withKey(key)...); r.code != -1 {
+		t.Fatalf("the impatient client got an answer: %d", r.code)
+	}
+	time.Sleep(300 * time.Millisecond) // the service notices the disconnect and cancels
+	_ = tx.Rollback()
+	time.Sleep(300 * time.Millisecond)
+	var name string
+	var audits int
+	_ = direct.QueryRow("SELECT name FROM users WHERE id = ?", u.ID).Scan(&name)
+	_ = direct.QueryRow("SELECT COUNT(*) FROM user_audit WHERE user_id = ?", u.ID).Scan(&audits)
+	if name != u.Name || audits != 1 {
+		t.Fatalf("a disconnected client's update was applied: name %q, %d audit rows", name, audits)
+	}
+}
+
+// Bandwidth limits: a database link throttled to 1 KB/s makes requests fail at the deadline,
+// and removing the limit restores service.
+func TestChaosBandwidthLimit(t *testing.T) {
+	f := startFaults(t)
+	base, key, _ := chaosReplica(t, f, map[string]string{"REQUEST_TIMEOUT": "1s"})
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := 0; i < 3; i++ {
+		do(t, client, "POST", base+"/api/v1/users/", userJSON(), withKey(key)...)
+	}
+	if _, err := f.mysql.AddToxic("thin", "bandwidth", "downstream", 1, toxiclient.Attributes{"rate": 1}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := do(t, client, "GET", base+"/api/v1/users/?page_size=100", "", withKey(key)...)
+	if r.code != 503 || time.Since(start) > 3*time.Second {
+		t.Errorf("throttled list: %d after %v", r.code, time.Since(start))
+	}
+	if err := f.mysql.RemoveToxic("thin"); err != nil {
+		t.Fatal(err)
+	}
+	ok := false
+	for i := 0; i < 30 && !ok; i++ {
+		ok = do(t, client, "GET", base+"/api/v1/users/?page_size=100", "", withKey(key)...).code == 200
+		if !ok {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !ok {
+		t.Fatal("no recovery after the limit was removed")
+	}
+}
+
+// Scenario 6: SIGTERM to one of two replicas under a keyed create load. Clients move to the
+// other replica when one refuses them; afterwards every acknowledged create exists exactly once.
+func TestChaosSIGTERMUnderLoad(t *testing.T) {
+	bases := fleet(t, 2, map[string]string{"REDIS_URL": testdb.RedisURL(t), "SHUTDOWN_DELAY": "500ms",
+		"REDIS_KEY_PREFIX": "sigterm-" + strings.ToLower(testdb.Letters(6))})
+	victim := lastFleet.cmds[0]
+	direct, err := mysqldb.Open(context.Background(), lastFleet.db, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	client := &http.Client{Timeout: 5 * time.Second}
+	var (
+		mu     sync.Mutex
+		acked  []string
+		moved  atomic.Int64
+		wg     sync.WaitGroup
+		stopAt = time.Now().Add(3 * time.Second)
+	)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stopAt); i++ {
+				body, idem := userJSON(), fmt.Sprintf("term-%d-%d-%s", w, i, testdb.Letters(6))
+				target := (w + i) % 2
+				for try := 0; try < 20; try++ {
+					r := do(t, client, "POST", bases[target]+"/api/v1/users/", body, "Idempotency-Key", idem)
+					if r.code == 201 {
+						var u struct{ ID string }
+						_ = json.Unmarshal([]byte(r.body), &u)
+						mu.Lock()
+						acked = append(acked, u.ID)
+						mu.Unlock()
+						break
+					}
+					// Refused or draining: the load balancer's job, done here by the client.
+					moved.Add(1)
+					target = 1 - target
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}(w)
+	}
+	time.Sleep(time.Second)
+	_ = victim.Process.Signal(os.Interrupt)
+	wg.Wait()
+	if moved.Load() == 0 {
+		t.Log("no request had to move (the replica drained between requests)")
+	}
+	for _, id := range acked {
+		var n int
+		if err := direct.QueryRow("SELECT COUNT(*) FROM users WHERE id = ?", id).Scan(&n); err != nil || n != 1 {
+			t.Errorf("acknowledged %s: %d rows", id, n)
+		}
+	}
+	var users int
+	_ = direct.QueryRow("SELECT COUNT(*) FROM users").Scan(&users)
+	if users != len(acked) {
+		t.Errorf("%d users, %d acknowledged: a retried key made a second user or a write went unacknowledged", users, len(acked))
+	}
+	t.Logf("%d acknowledged creates, %d moved to the other replica", len(acked), moved.Load())
 }
