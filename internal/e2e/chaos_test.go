@@ -223,7 +223,11 @@ func TestChaosMySQLOutageLosesNothing(t *testing.T) {
 	if err := f.mysql.Disable(); err != nil { // the database disappears, connections drop
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	if r := do(t, client, "GET", base+"/readyz", ""); r.code != 503 || !strings.Contains(r.body, `"failing":["mysql"]`) {
+		t.Errorf("readyz during the outage: %d %s", r.code, r.body)
+	}
+	time.Sleep(1200 * time.Millisecond)
 	if err := f.mysql.Enable(); err != nil {
 		t.Fatal(err)
 	}
