@@ -201,6 +201,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer db.Close()
 
+	var readDB *sql.DB
+	if cfg.ReadDB != nil {
+		if readDB, err = mysqldb.Open(ctx, cfg.ReadDB, mysqldb.PoolConfig{
+			MaxOpen: cfg.DBMaxOpenConns, MaxIdle: cfg.DBMaxIdleConns,
+			MaxLifetime: cfg.DBConnMaxLifetime, MaxIdleTime: cfg.DBConnMaxIdleTime,
+		}); err != nil {
+			return fmt.Errorf("read replica: %w", err)
+		}
+		defer readDB.Close()
+	}
+
 	redisx.SetLogger(log)
 	v, vdb, err := openVault(ctx, cfg)
 	if err != nil {
@@ -225,7 +236,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	authn := auth.NewAuthenticator(auth.NewKeyStore(db), jwtVerifier(cfg))
 	var draining atomic.Bool
-	m := metrics.New(Version, revision(), map[string]*sql.DB{"main": db, "vault": vdb})
+	m := metrics.New(Version, revision(), map[string]*sql.DB{"main": db, "vault": vdb, "read": readDB})
 	handler := httpapi.NewServer(httpapi.Options{
 		Auth: authn, Metrics: m, Draining: &draining,
 		DBSlots: cfg.DBMaxOpenConns, AcquireTimeout: cfg.DBAcquireTimeout,
@@ -233,6 +244,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			checks := map[string]error{"mysql": db.PingContext(ctx), "redis": rdb.Ping(ctx).Err()}
 			if vdb != nil {
 				checks["vault"] = vdb.PingContext(ctx)
+			}
+			if readDB != nil {
+				checks["mysql_read"] = readDB.PingContext(ctx)
 			}
 			return checks
 		},
@@ -246,7 +260,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			DenyOnRedisError: cfg.RateLimitOnRedisError == "deny",
 		},
 		Idempotency: idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL, cfg.IdempotencyWait),
-	}, users.NewService(db, v, nil))
+	}, users.NewService(db, v, nil).WithReadReplica(readDB))
 	go purgeIdempotencyKeys(ctx, db, log)
 
 	srv := &http.Server{

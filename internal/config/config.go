@@ -63,6 +63,10 @@ type Config struct {
 	IdempotencyInFlightTTL time.Duration
 	IdempotencyWait        time.Duration
 
+	// ReadDB, when set (DATABASE_READ_URL), serves the reads that tolerate replication lag.
+	ReadDB          *mysql.Config
+	DatabaseReadURL string
+
 	// Keys is the vault keyring (PII_ENCRYPTION_KEYS, BLIND_INDEX_KEY); nil when not configured.
 	// serve refuses to start without it; migrate and apikey do not need it.
 	Keys *vault.Keyring
@@ -108,6 +112,7 @@ type Variable struct{ Name, Default, Description string }
 var Variables = []Variable{
 	{"APP_ENV", "development", "development or production; production refuses to start without LOG_HASH_SECRET"},
 	{"DATABASE_URL", DefaultDatabaseURL, "MySQL/MariaDB URL mysql://user:pass@host:port/db (mysql+pymysql:// accepted); query parameters become session variables, tls=true|skip-verify|preferred"},
+	{"DATABASE_READ_URL", "", "a read replica for lists, search and audit (reads of one user stay on the primary)"},
 	{"REDIS_URL", DefaultRedisURL, "Redis URL redis://[user:pass@]host:port/db (rediss:// for TLS); its credentials also apply to cluster and sentinel"},
 	{"REDIS_CLUSTER_ADDRS", "", "host:port,host:port of a Redis Cluster (replaces REDIS_URL's host)"},
 	{"REDIS_SENTINEL_ADDRS", "", "host:port,... of Redis Sentinels; needs REDIS_SENTINEL_MASTER"},
@@ -170,6 +175,13 @@ func Load(getenv func(string) string) (Config, error) {
 		l.fail("DATABASE_URL", "must name a database, like mysql://root@127.0.0.1:3306/usersvc")
 	} else {
 		c.DB = cfg
+	}
+	if raw := strings.TrimSpace(getenv("DATABASE_READ_URL")); raw != "" {
+		if cfg, err := mysqldb.ParseURL(raw); err != nil || cfg.DBName == "" {
+			l.fail("DATABASE_READ_URL", "must be a mysql:// URL naming a database")
+		} else {
+			c.ReadDB, c.DatabaseReadURL = cfg, raw
+		}
 	}
 	c.RedisURL = l.str("REDIS_URL")
 	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {

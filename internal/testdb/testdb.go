@@ -158,6 +158,16 @@ func RedisURL(t testing.TB) string {
 	return u
 }
 
+// ParseServerURL parses a server URL (no database) the way the service parses DATABASE_URL.
+func ParseServerURL(raw string) (*mysql.Config, error) {
+	cfg, err := mysqldb.ParseURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DBName = ""
+	return cfg, nil
+}
+
 // URL renders cfg as a DATABASE_URL, for starting the binary or app.Run in tests.
 func URL(cfg *mysql.Config) string {
 	auth := cfg.User

@@ -22,8 +22,18 @@ import (
 // Service runs the user use cases against MySQL; Aadhaar and PAN go to the vault.
 type Service struct {
 	db    *sql.DB
+	read  *sql.DB // reads that tolerate replication lag (lists, search, audit); db by default
 	vault *vault.Vault
 	now   func() time.Time
+}
+
+// WithReadReplica sends the reads that tolerate lag (lists, search, history) to replica. Reads
+// of one user by id stay on the primary, so a client always sees its own writes.
+func (s *Service) WithReadReplica(replica *sql.DB) *Service {
+	if replica != nil {
+		s.read = replica
+	}
+	return s
 }
 
 // NewService returns a Service on db and v. now is the clock (time.Now when nil).
@@ -31,7 +41,7 @@ func NewService(db *sql.DB, v *vault.Vault, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, vault: v, now: now}
+	return &Service{db: db, read: db, vault: v, now: now}
 }
 
 // reveal fills u's Aadhaar and PAN from the vault. An entry that is gone (erased) stays empty.
@@ -454,7 +464,7 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 // and the offset is walked on the covering index only (see ListLiveUserIDs).
 func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 	var out PageOf[User]
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
 		var err error
 		if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
 			return err
@@ -486,7 +496,7 @@ func CursorOf(u User) Cursor { return Cursor{CreatedAt: u.CreatedAt, ID: u.ID} }
 // the cost does not grow with the position), and the total.
 func (s *Service) ListAfter(ctx context.Context, after Cursor, size int) (PageOf[User], error) {
 	var out PageOf[User]
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
 		var err error
 		if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
 			return err
@@ -559,7 +569,7 @@ const SearchMinLen, SearchMaxLen = 2, 100
 func (s *Service) Search(ctx context.Context, text string, p Page) (PageOf[User], error) {
 	var out PageOf[User]
 	pattern := "%" + escapeLike(text) + "%"
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
 		var err error
 		out.Total, err = q.CountSearchUsers(ctx, sqlcgen.CountSearchUsersParams{NamePattern: pattern, EmailPattern: pattern})
 		if err != nil {
@@ -579,7 +589,7 @@ func (s *Service) Search(ctx context.Context, text string, p Page) (PageOf[User]
 // History returns a user's audit trail, newest first. Soft-deleted users have one too.
 func (s *Service) History(ctx context.Context, id string, p Page) (PageOf[AuditEntry], error) {
 	var out PageOf[AuditEntry]
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
 		if _, err := q.GetUserState(ctx, id); errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		} else if err != nil {
