@@ -47,26 +47,22 @@ func aad(kind, ref string) []byte { return []byte(kind + ":" + ref) }
 
 // Store returns the ref of value, creating its encrypted entry when the value is new. One entry
 // exists per distinct value (found by blind index); uniqueness across users is decided by the
-// users table's unique key on the ref.
+// users table's unique key on the ref. It inserts first and looks up only on a duplicate, since
+// most values are new (one round trip instead of two on the create path).
 func (v *Vault) Store(ctx context.Context, q *sqlcgen.Queries, kind, value string) (string, error) {
 	vq := v.on(q)
-	bidx := v.keys.BlindIndex(kind, value)
-	ref, err := vq.GetVaultRefByIndex(ctx, sqlcgen.GetVaultRefByIndexParams{Kind: kind, BlindIndex: bidx})
-	if err == nil || !errors.Is(err, sql.ErrNoRows) {
-		return ref, err
-	}
-	ref = uuid.NewString()
+	e := v.Seal(kind, value)
 	now := v.now().UTC()
-	err = vq.InsertVaultEntry(ctx, sqlcgen.InsertVaultEntryParams{
-		Ref: ref, Kind: kind, BlindIndex: bidx, KeyID: v.keys.ActiveKeyID(),
-		Ciphertext: v.keys.Encrypt([]byte(value), aad(kind, ref)), CreatedAt: now, UpdatedAt: now,
+	err := vq.InsertVaultEntry(ctx, sqlcgen.InsertVaultEntryParams{
+		Ref: e.Ref, Kind: kind, BlindIndex: e.BlindIndex, KeyID: e.KeyID, Ciphertext: e.Ciphertext,
+		CreatedAt: now, UpdatedAt: now,
 	})
 	var dup *mysqldb.DuplicateKeyError
 	if errors.As(mysqldb.Translate(err), &dup) {
-		// Another request stored the same value meanwhile: use its entry.
-		return vq.GetVaultRefByIndex(ctx, sqlcgen.GetVaultRefByIndexParams{Kind: kind, BlindIndex: bidx})
+		// The value is already in the vault (another user holds it, or a revived user held it).
+		return vq.GetVaultRefByIndex(ctx, sqlcgen.GetVaultRefByIndexParams{Kind: kind, BlindIndex: e.BlindIndex})
 	}
-	return ref, err
+	return e.Ref, err
 }
 
 // Find returns the ref of value, or "" when the vault does not hold it.
