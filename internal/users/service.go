@@ -81,7 +81,7 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 	var out User
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
 		now, version := s.now().UTC(), uuid.NewString()
-		id := uuid.NewString()
+		id := newID()
 		// The key is recorded first, so that a retry of an applied create is recognised before
 		// its duplicate values are.
 		if err := recordIdempotency(ctx, q, c, id, ActionCreate, now); err != nil {
@@ -125,6 +125,16 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 		return err
 	})
 	return out, err
+}
+
+// newID returns a user id: a UUIDv7, random in 74 bits and time-ordered, so that new rows append
+// to the primary key instead of splitting pages across it.
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
 }
 
 // countLive moves the maintained live-user count by delta, on a random slot (see user_counts).

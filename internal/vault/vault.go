@@ -182,9 +182,15 @@ type Sealed struct {
 	BlindIndex, Ciphertext []byte
 }
 
-// Seal encrypts value under a new ref, without writing it.
+// Seal encrypts value under a new ref, without writing it. Refs are UUIDv7: random in 74 bits
+// (never derivable from the value) and time-ordered, so new entries append to the primary key
+// instead of splitting pages all over it.
 func (v *Vault) Seal(kind, value string) Sealed {
-	ref := uuid.NewString()
+	id, err := uuid.NewV7()
+	if err != nil {
+		id = uuid.New()
+	}
+	ref := id.String()
 	return Sealed{Ref: ref, Kind: kind, KeyID: v.keys.ActiveKeyID(), BlindIndex: v.keys.BlindIndex(kind, value),
 		Ciphertext: v.keys.Encrypt([]byte(value), aad(kind, ref))}
 }
