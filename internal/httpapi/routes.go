@@ -79,19 +79,25 @@ func addRoutes(r *gin.Engine, opts Options, svc *users.Service) {
 	r.GET("/docs/*file", gin.WrapH(http.StripPrefix("/docs", docs)))
 
 	// Everything under /api: rate limit (per client IP, before authentication, so that guessing
-	// keys is limited too), then authentication, then per-route scope and idempotency.
+	// keys is limited too), then authentication, then per-route scope and idempotency, then the
+	// database gate right before the handler: a request refused earlier, or a repeated
+	// Idempotency-Key waiting for its first request, never holds a database slot.
 	api := r.Group("")
 	if opts.RateLimit.Limiter != nil {
 		api.Use(rateLimit(opts.RateLimit, opts.Metrics, log))
 	}
-	if opts.DBSlots > 0 {
-		api.Use(dbGate(opts.DBSlots, opts.AcquireTimeout, opts.Metrics, log))
-	}
 	api.Use(authenticate(opts.Auth, log))
+	var gate gin.HandlerFunc // one semaphore shared by every route
+	if opts.DBSlots > 0 {
+		gate = dbGate(opts.DBSlots, opts.AcquireTimeout, opts.Metrics, log)
+	}
 	for _, rt := range routeTable(opts, svc) {
 		chain := []gin.HandlerFunc{require(rt.Scope, log)}
 		if rt.idem && opts.Idempotency != nil {
 			chain = append(chain, idempotent(opts.Idempotency, opts.Metrics, log, rt.bodyKey))
+		}
+		if gate != nil {
+			chain = append(chain, gate)
 		}
 		api.Handle(rt.Method, rt.Path, append(chain, rt.handler)...)
 	}
