@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/auth"
-	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 )
@@ -20,11 +19,7 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 	if len(args) == 0 {
 		return errors.New("usage: usersvc apikey create|list|revoke")
 	}
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 1})
+	_, db, err := openMain(ctx, getenv, 2)
 	if err != nil {
 		return err
 	}

@@ -146,9 +146,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return err
 	}
 	opts := migrate.Options{DryRun: *dry, AllowDestructive: *destructive, Out: stdout}
 	fmt.Fprintf(stderr, "migrating %s\n", mysqldb.Redacted(cfg.DatabaseURL))
@@ -174,9 +174,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return err
 	}
 	logOut := stdout
 	if cfg.LogFile != "" {
@@ -424,4 +424,24 @@ func servePprof(addr string, log *slog.Logger) {
 	if err := srv.ListenAndServe(); err != nil {
 		log.Warn("pprof stopped", "error", err.Error())
 	}
+}
+
+// loadConfig reads the configuration; the error names every bad variable.
+func loadConfig(getenv func(string) string) (config.Config, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// openMain loads the configuration and opens a small pool on the main database, for the
+// command-line tools.
+func openMain(ctx context.Context, getenv func(string) string, conns int) (config.Config, *sql.DB, error) {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: conns, MaxIdle: conns})
+	return cfg, db, err
 }

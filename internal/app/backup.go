@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 )
 
@@ -53,9 +52,9 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 	if *out == "" {
 		return errors.New("--out is required")
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return err
 	}
 	if cfg.VaultDB != nil && *vaultOut == "" {
 		return errors.New("the vault is in its own database (VAULT_DATABASE_URL): give --vault-out too")
@@ -126,9 +125,9 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	if *in == "" {
 		return errors.New("--in is required")
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return err
 	}
 	target := cfg.DB
 	if *vault {

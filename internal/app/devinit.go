@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/auth"
-	"github.com/usersvc/usersvc/internal/config"
-	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/vault"
 )
 
@@ -61,11 +59,7 @@ func runDevInit(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return getenv(k)
 	}
-	cfg, err := config.Load(merged)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 1})
+	_, db, err := openMain(ctx, merged, 2)
 	if err != nil {
 		return err
 	}

@@ -21,9 +21,9 @@ import (
 
 // openForMaintenance loads the configuration with the vault keys and opens the databases.
 func openForMaintenance(ctx context.Context, getenv func(string) string) (config.Config, *sql.DB, *vault.Vault, func(), error) {
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
-		return cfg, nil, nil, nil, fmt.Errorf("configuration: %w", err)
+		return cfg, nil, nil, nil, err
 	}
 	if cfg.Keys == nil {
 		return cfg, nil, nil, nil, errors.New("PII_ENCRYPTION_KEYS and BLIND_INDEX_KEY are required")
@@ -160,11 +160,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if *key == "" {
 		return errors.New("--key (or USERSVC_API_KEY) is required")
 	}
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: *conc + 2, MaxIdle: *conc + 2})
+	_, db, err := openMain(ctx, getenv, *conc+2)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,45 +47,9 @@ func freePort(t *testing.T) int { return testdb.FreePort(t) }
 
 func dbURL(cfg *mysql.Config) string { return testdb.URL(cfg) }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// process runs a command until the test ends (SIGTERM, then SIGKILL).
-func process(t *testing.T, name string, cmd *exec.Cmd) *syncBuf {
-	t.Helper()
-	out := &syncBuf{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, lastLines(out.String(), 30))
-		}
-	})
-	return out
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+// process runs a command until the test ends.
+func process(t *testing.T, name string, cmd *exec.Cmd) *testdb.Output {
+	return testdb.Process(t, name, cmd, 10*time.Second)
 }
 
 func waitHTTP(t *testing.T, url string) {
@@ -257,7 +220,7 @@ func newUserJSON(remember bool) string {
 }
 
 // checkLogs fails when a replica's log holds a personal value a test sent.
-func checkLogs(t *testing.T, out *syncBuf) {
+func checkLogs(t *testing.T, out *testdb.Output) {
 	logs := out.String()
 	if !strings.Contains(logs, `"msg":"request"`) {
 		return // the replica served nothing

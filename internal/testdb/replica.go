@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,20 +45,7 @@ func ReplicaPair(t testing.TB) (primary, replica *mysql.Config, replicate func(o
 		if _, err := exec.LookPath(mariadbd); err != nil {
 			mariadbd = "/usr/sbin/mariadbd"
 		}
-		cmd := exec.Command(mariadbd, args...)
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start mariadbd %s: %v", name, err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = cmd.Process.Kill()
-			}
-		})
+		Process(t, "mariadbd "+name, exec.Command(mariadbd, args...), 20*time.Second)
 		local := mysql.NewConfig()
 		local.Net, local.Addr, local.User = "unix", sock, "root"
 		var db *sql.DB

@@ -435,10 +435,7 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 		if err := recordIdempotency(ctx, q, c, id, ActionRestore, s.now().UTC()); err != nil {
 			return err
 		}
-		row, err := q.LockUser(ctx, id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
+		row, err := lockUser(ctx, q, id)
 		if err != nil {
 			return err
 		}
@@ -631,13 +628,23 @@ func bounds(p Page, total int64) (limit, offset int32, ok bool) {
 	return int32(p.Size), int32(off), true
 }
 
-func lockLive(ctx context.Context, q *sqlcgen.Queries, id string, pre Precondition) (sqlcgen.User, error) {
+// lockUser locks a user's row, live or deleted; a missing user is ErrNotFound.
+func lockUser(ctx context.Context, q *sqlcgen.Queries, id string) (sqlcgen.User, error) {
 	row, err := q.LockUser(ctx, id)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && row.IsDeleted {
+	if errors.Is(err, sql.ErrNoRows) {
 		return row, ErrNotFound
 	}
+	return row, err
+}
+
+// lockLive locks a live user whose version pre allows.
+func lockLive(ctx context.Context, q *sqlcgen.Queries, id string, pre Precondition) (sqlcgen.User, error) {
+	row, err := lockUser(ctx, q, id)
 	if err != nil {
 		return row, err
+	}
+	if row.IsDeleted {
+		return row, ErrNotFound
 	}
 	if !pre.allows(row.Version) {
 		return row, ErrPreconditionFailed
@@ -780,10 +787,7 @@ func (s *Service) Erase(ctx context.Context, c Caller, id, reason string) (Erasu
 	}
 	var out Erasure
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
-		row, err := q.LockUser(ctx, id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
+		row, err := lockUser(ctx, q, id)
 		if err != nil {
 			return err
 		}
