@@ -1,7 +1,8 @@
 -- Every statement the service runs against the users table. sqlc compiles each one into a typed
 -- method of internal/sqlcgen. Live users are those with is_deleted = FALSE.
 
--- name: InsertUser :exec
+-- InsertUser's result carries the new user's seq (LastInsertId).
+-- name: InsertUser :execresult
 INSERT INTO users (
   id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
   aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
@@ -16,7 +17,7 @@ INSERT INTO users (
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
        aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason
+       mobile_verified, last_login_at, erased_at, erasure_reason, seq
 FROM users
 WHERE id = ? AND is_deleted = FALSE;
 
@@ -29,7 +30,7 @@ SELECT id, is_deleted, aadhaar_ref, pan_ref FROM users WHERE id = ?;
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
        aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason
+       mobile_verified, last_login_at, erased_at, erasure_reason, seq
 FROM users
 WHERE id = ?
 FOR UPDATE;
@@ -107,27 +108,9 @@ LIMIT ?;
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
        aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason
+       mobile_verified, last_login_at, erased_at, erasure_reason, seq
 FROM users
 WHERE id IN (sqlc.slice(ids));
-
--- Search patterns arrive escaped with '!' so that '%' and '_' typed by a client match themselves.
--- name: CountSearchUsers :one
-SELECT COUNT(*)
-FROM users
-WHERE is_deleted = FALSE
-  AND (name LIKE sqlc.arg(name_pattern) ESCAPE '!' OR email LIKE sqlc.arg(email_pattern) ESCAPE '!');
-
--- name: SearchUsers :many
-SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
-       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason
-FROM users
-WHERE is_deleted = FALSE
-  AND (name LIKE sqlc.arg(name_pattern) ESCAPE '!' OR email LIKE sqlc.arg(email_pattern) ESCAPE '!')
-ORDER BY created_at DESC, id DESC
-LIMIT ? OFFSET ?;
 
 -- Exact lookup: the vault turns the value into its ref first.
 -- name: GetLiveUserByAadhaarRef :one

@@ -43,7 +43,12 @@ CREATE TABLE users (
   -- Erasure tombstone: when and why the personal data was removed.
   erased_at         DATETIME(6)  NULL,
   erasure_reason    VARCHAR(255) NULL,
+  -- Registration sequence: a small dense number per user, assigned by the server, that the
+  -- search index (search_segments, search_pending) stores instead of the 36-byte id. Search
+  -- results come newest-registered first in this order.
+  seq               INT UNSIGNED NOT NULL AUTO_INCREMENT,
   PRIMARY KEY (id),
+  UNIQUE KEY uq_users_seq (seq),
   UNIQUE KEY uq_users_email (email_key),
   UNIQUE KEY uq_users_primary_mobile (primary_mobile),
   UNIQUE KEY uq_users_aadhaar (aadhaar_ref),
@@ -110,4 +115,26 @@ CREATE TABLE user_counts (
   slot TINYINT UNSIGNED NOT NULL,
   live BIGINT NOT NULL,
   PRIMARY KEY (slot)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The substring search index (internal/search). "Name or email contains q" is answered from
+-- trigrams of the case- and accent-folded name and email, without scanning users.
+-- search_segments holds, per trigram, compressed bitmaps (Roaring, portable format) of the seq of
+-- every user whose name or email had that trigram. Postings are never removed: a changed, deleted
+-- or erased user keeps stale postings, and every candidate is verified against its users row
+-- before it is returned. segment: below 2^32 it is the first seq of a bulk batch (seed, reindex);
+-- from 2^32 on it is 2^32 + (seq >> 16), the compactor's bucket.
+CREATE TABLE search_segments (
+  gram    VARBINARY(16) NOT NULL,
+  segment BIGINT UNSIGNED NOT NULL,
+  seqs    MEDIUMBLOB NOT NULL,
+  PRIMARY KEY (gram, segment)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- search_pending: users created or changed since the compactor (one replica at a time, every
+-- SEARCH_COMPACT_INTERVAL) last indexed them, written in the transaction of the change. Search
+-- verifies these directly, so they are found at once; the table stays as small as the compactor's lag.
+CREATE TABLE search_pending (
+  seq INT UNSIGNED NOT NULL,
+  PRIMARY KEY (seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

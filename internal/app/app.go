@@ -32,6 +32,7 @@ import (
 	"github.com/usersvc/usersvc/internal/migrate"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/redisx"
+	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/internal/vault"
@@ -61,7 +62,7 @@ Usage:
                                        consistent dump (--single-transaction) with mariadb-dump/mysqldump
   usersvc restore --in FILE[.gz] [--vault]
                                        load a dump into the (new, empty) database DATABASE_URL names
-  usersvc seed --count N [--workers 4] [--batch 500]
+  usersvc seed --count N [--workers 4] [--batch 4096]
                                        bulk-load N valid users (benchmarks)
   usersvc bench [--url URL] [--key KEY] [--concurrency 16] [--duration 10s] [--readme README.md]
                                        load-test a running service against the database's own limit
@@ -157,6 +158,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	if !*dry {
 		if err := initLiveCount(ctx, cfg, stdout); err != nil {
+			return err
+		}
+		if err := initSearchIndex(ctx, cfg, stdout); err != nil {
 			return err
 		}
 	}
@@ -262,6 +266,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Idempotency: idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL, cfg.IdempotencyWait),
 	}, users.NewService(db, v, nil).WithReadReplica(readDB))
 	go purgeIdempotencyKeys(ctx, db, log)
+	go compactSearch(ctx, db, cfg.SearchCompactInterval, log)
 
 	srv := &http.Server{
 		Addr:              net.JoinHostPort("", strconv.Itoa(cfg.Port)),
@@ -333,6 +338,18 @@ func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error 
 	return err
 }
 
+// initSearchIndex builds the search index when users exist but the index is empty (the tables are
+// new, or the database was restored without them).
+func initSearchIndex(ctx context.Context, cfg config.Config, out io.Writer) error {
+	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 1})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = search.Reindex(ctx, db, out)
+	return err
+}
+
 // openVault returns the vault, and its own database pool when VAULT_DATABASE_URL is set (nil
 // when the vault shares the main database).
 func openVault(ctx context.Context, cfg config.Config) (*vault.Vault, *sql.DB, error) {
@@ -374,6 +391,22 @@ func purgeIdempotencyKeys(ctx context.Context, db *sql.DB, log *slog.Logger) {
 			log.Warn("purge of expired idempotency keys failed", "error", err.Error())
 		} else if n > 0 {
 			log.Info("purged expired idempotency keys", "rows", n)
+		}
+	}
+}
+
+// compactSearch moves queued users into the search index every interval (see internal/search).
+func compactSearch(ctx context.Context, db *sql.DB, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := search.Compact(ctx, db); err != nil && ctx.Err() == nil {
+			log.Warn("search index compaction failed", "error", err.Error())
 		}
 	}
 }

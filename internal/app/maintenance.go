@@ -128,12 +128,15 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	fs := newFlagSet("seed", stderr)
 	count := fs.Int("count", 1000, "users to load")
 	workers := fs.Int("workers", 4, "parallel transactions")
-	batch := fs.Int("batch", 500, "users per transaction")
+	batch := fs.Int("batch", 4096, "users per transaction and per search segment (at most 4096)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *count < 1 {
 		return errors.New("--count must be at least 1")
+	}
+	if *batch < 1 || *batch > 4096 {
+		return errors.New("--batch must be 1 to 4096 (MySQL allows 65,535 placeholders per statement)")
 	}
 	_, db, v, closeAll, err := openForMaintenance(ctx, getenv)
 	if err != nil {

@@ -90,13 +90,15 @@ type Config struct {
 	// LogFile, when set, receives the JSON log instead of stdout, rotated at 10 MB, 5 backups.
 	LogFile string
 
-	RequestTimeout    time.Duration
-	ShutdownDelay     time.Duration
-	ShutdownTimeout   time.Duration
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
+	RequestTimeout time.Duration
+	ShutdownDelay  time.Duration
+	// SearchCompactInterval is how often this replica indexes the users queued in search_pending.
+	SearchCompactInterval time.Duration
+	ShutdownTimeout       time.Duration
+	ReadHeaderTimeout     time.Duration
+	ReadTimeout           time.Duration
+	WriteTimeout          time.Duration
+	IdleTimeout           time.Duration
 }
 
 // Defaults that work on a developer machine with MariaDB and Redis on localhost.
@@ -149,6 +151,7 @@ var Variables = []Variable{
 	{"DB_ACQUIRE_TIMEOUT", "2s", "when all DB_MAX_OPEN_CONNS are busy, how long a request waits before 503"},
 	{"REQUEST_TIMEOUT", "10s", "deadline of one request's work, database included"},
 	{"SHUTDOWN_DELAY", "5s", "after SIGTERM, how long /readyz answers 503 while requests are still served"},
+	{"SEARCH_COMPACT_INTERVAL", "1s", "how often each replica moves newly created or changed users into the search index (search_pending; until then search verifies them one by one)"},
 	{"SHUTDOWN_TIMEOUT", "20s", "then, how long in-flight requests may take to finish"},
 	{"PPROF_ADDR", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; never expose it"},
 	{"LOG_FILE", "", "write the JSON log to this file (rotated at 10 MB, 5 compressed backups) instead of stdout"},
@@ -280,6 +283,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RequestTimeout = l.duration("REQUEST_TIMEOUT")
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT")
 	c.ShutdownDelay = l.duration("SHUTDOWN_DELAY")
+	c.SearchCompactInterval = l.duration("SEARCH_COMPACT_INTERVAL")
+	if c.SearchCompactInterval <= 0 {
+		l.fail("SEARCH_COMPACT_INTERVAL", "must be positive")
+	}
 	c.LogFile = l.str("LOG_FILE")
 	c.PprofAddr = l.str("PPROF_ADDR")
 	c.ReadHeaderTimeout = l.duration("HTTP_READ_HEADER_TIMEOUT")

@@ -454,7 +454,10 @@ func handleUserSearch(svc *users.Service, log *slog.Logger, pages pageRules) gin
 			writeProblem(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, toPageResponse(p, res, toUserSummary))
+		out := toPageResponse(p, res, toUserSummary)
+		exact := !res.Estimated
+		out.TotalExact = &exact
+		c.JSON(http.StatusOK, out)
 	}
 }
 
@@ -573,6 +576,8 @@ type pageResponse[T any] struct {
 	Data       []T   `json:"data"`
 	// NextCursor continues after the last item (lists only; null at the end).
 	NextCursor *string `json:"next_cursor,omitempty"`
+	// TotalExact is false when Total is an estimate (search only).
+	TotalExact *bool `json:"total_exact,omitempty"`
 }
 
 func toPageResponse[In, Out any](p users.Page, res users.PageOf[In], conv func(In) Out) pageResponse[Out] {

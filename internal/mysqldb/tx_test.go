@@ -34,7 +34,7 @@ func insertUser(ctx context.Context, q *sqlcgen.Queries) (string, error) {
 	id := uuid.NewString()
 	n := seq.Add(1)
 	now := time.Now().UTC()
-	return id, q.InsertUser(ctx, sqlcgen.InsertUserParams{
+	_, err := q.InsertUser(ctx, sqlcgen.InsertUserParams{
 		ID: id, Name: "Tx Test", Email: id + "@example.com", EmailKey: sql.NullString{String: id + "@example.com", Valid: true},
 		PrimaryMobile:  sql.NullString{String: "9" + leftPad(n, 9), Valid: true},
 		DateOfBirth:    sql.NullTime{Time: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC), Valid: true},
@@ -42,6 +42,7 @@ func insertUser(ctx context.Context, q *sqlcgen.Queries) (string, error) {
 		CurrentAddress: "somewhere long enough", PermanentAddress: "somewhere long enough",
 		CreatedAt: now, UpdatedAt: now, Version: uuid.NewString(),
 	})
+	return id, err
 }
 
 func leftPad(n int64, width int) string {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/govid"
 	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/internal/vault"
@@ -105,7 +106,9 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 		opts.Workers = 4
 	}
 	if opts.Batch <= 0 {
-		opts.Batch = 500
+		// One batch is one transaction and one search segment per gram: large batches keep the
+		// segment count low (4096 users x 14 columns stays under MySQL's 65,535 placeholders).
+		opts.Batch = 4096
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -180,7 +183,9 @@ func rows(prefix, row string, n int) string {
 func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, now time.Time) error {
 	vaultArgs := make([]any, 0, len(batch)*14)
 	userArgs := make([]any, 0, len(batch)*14)
-	for _, nu := range batch {
+	ids := make([]string, 0, len(batch))
+	byID := make(map[string]*users.NewUser, len(batch))
+	for i, nu := range batch {
 		a := v.Seal(vault.KindAadhaar, nu.Aadhaar.Digits())
 		p := v.Seal(vault.KindPAN, nu.PAN.Value())
 		for _, e := range []vault.Sealed{a, p} {
@@ -190,6 +195,8 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		// ties are as rare as in real traffic), so that lists have a real order.
 		created := now.Add(-time.Duration(mrand.Int64N(int64(2*365*24*time.Hour/time.Microsecond))) * time.Microsecond)
 		id, _ := uuid.NewV7() // time-ordered: appends to the clustered index instead of splitting pages
+		ids = append(ids, id.String())
+		byID[id.String()] = &batch[i]
 		userArgs = append(userArgs, id.String(), nu.Name, nu.Email.Display(), nu.Email.Key(), nu.PrimaryMobile,
 			nu.DateOfBirth, nu.PlaceOfBirth, a.Ref, p.Ref, nu.CurrentAddress, nu.PermanentAddress, created, created,
 			uuid.NewString())
@@ -201,7 +208,20 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		if _, err := tx.ExecContext(ctx, rows(bulkUsersPrefix, bulkUsersRow, len(batch)), userArgs...); err != nil {
 			return err
 		}
-		return sqlcgen.New(tx).AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: uint8(len(batch) % 16), Delta: int64(len(batch))})
+		q := sqlcgen.New(tx)
+		seqs, err := q.GetUserSeqs(ctx, ids)
+		if err != nil {
+			return err
+		}
+		p := search.Postings{}
+		for _, r := range seqs {
+			u := byID[r.ID]
+			p.Add(r.Seq, u.Name, u.Email.Display())
+		}
+		if err := search.WriteBulk(ctx, tx, p); err != nil {
+			return err
+		}
+		return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: uint8(len(batch) % 16), Delta: int64(len(batch))})
 	})
 }
 

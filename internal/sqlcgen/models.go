@@ -38,6 +38,16 @@ type PiiVault struct {
 	UpdatedAt  time.Time
 }
 
+type SearchPending struct {
+	Seq uint32
+}
+
+type SearchSegment struct {
+	Gram    []byte
+	Segment uint64
+	Seqs    []byte
+}
+
 type User struct {
 	ID               string
 	Name             string
@@ -65,6 +75,7 @@ type User struct {
 	LastLoginAt      sql.NullTime
 	ErasedAt         sql.NullTime
 	ErasureReason    sql.NullString
+	Seq              uint32
 }
 
 type UserAudit struct {

@@ -23,26 +23,6 @@ func (q *Queries) CountLiveUsers(ctx context.Context) (int64, error) {
 	return count, err
 }
 
-const countSearchUsers = `-- name: CountSearchUsers :one
-SELECT COUNT(*)
-FROM users
-WHERE is_deleted = FALSE
-  AND (name LIKE ? ESCAPE '!' OR email LIKE ? ESCAPE '!')
-`
-
-type CountSearchUsersParams struct {
-	NamePattern  string
-	EmailPattern string
-}
-
-// Search patterns arrive escaped with '!' so that '%' and '_' typed by a client match themselves.
-func (q *Queries) CountSearchUsers(ctx context.Context, arg CountSearchUsersParams) (int64, error) {
-	row := q.db.QueryRowContext(ctx, countSearchUsers, arg.NamePattern, arg.EmailPattern)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const eraseUser = `-- name: EraseUser :execrows
 UPDATE users
 SET name = '', email = '', email_key = NULL, primary_mobile = NULL, secondary_mobile = NULL,
@@ -150,7 +130,7 @@ const getLiveUser = `-- name: GetLiveUser :one
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
        aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason
+       mobile_verified, last_login_at, erased_at, erasure_reason, seq
 FROM users
 WHERE id = ? AND is_deleted = FALSE
 `
@@ -185,6 +165,7 @@ func (q *Queries) GetLiveUser(ctx context.Context, id string) (User, error) {
 		&i.LastLoginAt,
 		&i.ErasedAt,
 		&i.ErasureReason,
+		&i.Seq,
 	)
 	return i, err
 }
@@ -213,7 +194,7 @@ func (q *Queries) GetLiveUserByPANRef(ctx context.Context, panRef sql.NullString
 }
 
 const getLiveUserWithIDs = `-- name: GetLiveUserWithIDs :one
-SELECT u.id, u.name, u.email, u.email_key, u.primary_mobile, u.secondary_mobile, u.date_of_birth, u.place_of_birth, u.aadhaar_ref, u.pan_ref, u.current_address, u.permanent_address, u.created_at, u.updated_at, u.created_by, u.updated_by, u.is_deleted, u.deleted_at, u.deleted_by, u.version, u.is_active, u.email_verified, u.mobile_verified, u.last_login_at, u.erased_at, u.erasure_reason, a.ciphertext AS aadhaar_ciphertext, p.ciphertext AS pan_ciphertext
+SELECT u.id, u.name, u.email, u.email_key, u.primary_mobile, u.secondary_mobile, u.date_of_birth, u.place_of_birth, u.aadhaar_ref, u.pan_ref, u.current_address, u.permanent_address, u.created_at, u.updated_at, u.created_by, u.updated_by, u.is_deleted, u.deleted_at, u.deleted_by, u.version, u.is_active, u.email_verified, u.mobile_verified, u.last_login_at, u.erased_at, u.erasure_reason, u.seq, a.ciphertext AS aadhaar_ciphertext, p.ciphertext AS pan_ciphertext
 FROM users u
 LEFT JOIN pii_vault a ON a.ref = u.aadhaar_ref
 LEFT JOIN pii_vault p ON p.ref = u.pan_ref
@@ -258,6 +239,7 @@ func (q *Queries) GetLiveUserWithIDs(ctx context.Context, id string) (GetLiveUse
 		&i.User.LastLoginAt,
 		&i.User.ErasedAt,
 		&i.User.ErasureReason,
+		&i.User.Seq,
 		&i.AadhaarCiphertext,
 		&i.PanCiphertext,
 	)
@@ -292,7 +274,7 @@ const getUsersByIDs = `-- name: GetUsersByIDs :many
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
        aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason
+       mobile_verified, last_login_at, erased_at, erasure_reason, seq
 FROM users
 WHERE id IN (/*SLICE:ids*/?)
 `
@@ -343,6 +325,7 @@ func (q *Queries) GetUsersByIDs(ctx context.Context, ids []string) ([]User, erro
 			&i.LastLoginAt,
 			&i.ErasedAt,
 			&i.ErasureReason,
+			&i.Seq,
 		); err != nil {
 			return nil, err
 		}
@@ -357,7 +340,7 @@ func (q *Queries) GetUsersByIDs(ctx context.Context, ids []string) ([]User, erro
 	return items, nil
 }
 
-const insertUser = `-- name: InsertUser :exec
+const insertUser = `-- name: InsertUser :execresult
 
 INSERT INTO users (
   id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
@@ -392,8 +375,9 @@ type InsertUserParams struct {
 
 // Every statement the service runs against the users table. sqlc compiles each one into a typed
 // method of internal/sqlcgen. Live users are those with is_deleted = FALSE.
-func (q *Queries) InsertUser(ctx context.Context, arg InsertUserParams) error {
-	_, err := q.db.ExecContext(ctx, insertUser,
+// InsertUser's result carries the new user's seq (LastInsertId).
+func (q *Queries) InsertUser(ctx context.Context, arg InsertUserParams) (sql.Result, error) {
+	return q.db.ExecContext(ctx, insertUser,
 		arg.ID,
 		arg.Name,
 		arg.Email,
@@ -412,7 +396,6 @@ func (q *Queries) InsertUser(ctx context.Context, arg InsertUserParams) error {
 		arg.UpdatedBy,
 		arg.Version,
 	)
-	return err
 }
 
 const listDeletedBefore = `-- name: ListDeletedBefore :many
@@ -553,7 +536,7 @@ const lockUser = `-- name: LockUser :one
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
        aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
        updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason
+       mobile_verified, last_login_at, erased_at, erasure_reason, seq
 FROM users
 WHERE id = ?
 FOR UPDATE
@@ -590,6 +573,7 @@ func (q *Queries) LockUser(ctx context.Context, id string) (User, error) {
 		&i.LastLoginAt,
 		&i.ErasedAt,
 		&i.ErasureReason,
+		&i.Seq,
 	)
 	return i, err
 }
@@ -678,80 +662,6 @@ func (q *Queries) ReviveUser(ctx context.Context, arg ReviveUserParams) (int64, 
 		return 0, err
 	}
 	return result.RowsAffected()
-}
-
-const searchUsers = `-- name: SearchUsers :many
-SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
-       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason
-FROM users
-WHERE is_deleted = FALSE
-  AND (name LIKE ? ESCAPE '!' OR email LIKE ? ESCAPE '!')
-ORDER BY created_at DESC, id DESC
-LIMIT ? OFFSET ?
-`
-
-type SearchUsersParams struct {
-	NamePattern  string
-	EmailPattern string
-	Limit        int32
-	Offset       int32
-}
-
-func (q *Queries) SearchUsers(ctx context.Context, arg SearchUsersParams) ([]User, error) {
-	rows, err := q.db.QueryContext(ctx, searchUsers,
-		arg.NamePattern,
-		arg.EmailPattern,
-		arg.Limit,
-		arg.Offset,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []User
-	for rows.Next() {
-		var i User
-		if err := rows.Scan(
-			&i.ID,
-			&i.Name,
-			&i.Email,
-			&i.EmailKey,
-			&i.PrimaryMobile,
-			&i.SecondaryMobile,
-			&i.DateOfBirth,
-			&i.PlaceOfBirth,
-			&i.AadhaarRef,
-			&i.PanRef,
-			&i.CurrentAddress,
-			&i.PermanentAddress,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.CreatedBy,
-			&i.UpdatedBy,
-			&i.IsDeleted,
-			&i.DeletedAt,
-			&i.DeletedBy,
-			&i.Version,
-			&i.IsActive,
-			&i.EmailVerified,
-			&i.MobileVerified,
-			&i.LastLoginAt,
-			&i.ErasedAt,
-			&i.ErasureReason,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const softDeleteUser = `-- name: SoftDeleteUser :execrows

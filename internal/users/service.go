@@ -15,6 +15,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/govid"
 	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 	"github.com/usersvc/usersvc/internal/vault"
 )
@@ -92,7 +93,7 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 			return err
 		}
 		action, changed := ActionCreate, createdFields(nu)
-		err = q.InsertUser(ctx, sqlcgen.InsertUserParams{
+		res, err := q.InsertUser(ctx, sqlcgen.InsertUserParams{
 			ID: id, Name: nu.Name, Email: nu.Email.Display(), EmailKey: nullString(nu.Email.Key()),
 			PrimaryMobile: nullString(nu.PrimaryMobile), SecondaryMobile: nullString(nu.SecondaryMobile),
 			DateOfBirth: nullDate(nu.DateOfBirth), PlaceOfBirth: nu.PlaceOfBirth,
@@ -101,6 +102,9 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 			CreatedAt: now, UpdatedAt: now, CreatedBy: nullString(c.Actor), UpdatedBy: nullString(c.Actor),
 			Version: version,
 		})
+		if err == nil {
+			err = queueSearch(ctx, q, res)
+		}
 		if err != nil {
 			if !isDuplicate(err) {
 				return err
@@ -135,6 +139,15 @@ func newID() string {
 		return uuid.NewString()
 	}
 	return id.String()
+}
+
+// queueSearch queues a new user for the search index (see internal/search).
+func queueSearch(ctx context.Context, q *sqlcgen.Queries, res sql.Result) error {
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	return search.Queue(ctx, q, uint32(seq))
 }
 
 // countLive moves the maintained live-user count by delta, on a random slot (see user_counts).
@@ -220,6 +233,9 @@ func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu N
 	})
 	if isDuplicate(err) {
 		return "", nil, conflicts(ctx, q, key, mobile, aadhaar, pan, ownerID)
+	}
+	if err == nil {
+		err = search.Queue(ctx, q, old.Seq)
 	}
 	if err != nil {
 		return "", nil, err
@@ -387,6 +403,9 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 		})
 		if isDuplicate(err) {
 			return conflicts(ctx, q, emailKey, next.PrimaryMobile, "", "", id)
+		}
+		if err == nil && (next.Name != cur.Name || next.Email != cur.Email) {
+			err = search.Queue(ctx, q, row.Seq)
 		}
 		if err != nil {
 			return err
@@ -571,23 +590,24 @@ func RecountLiveUsers(ctx context.Context, db *sql.DB) (int64, error) {
 // SearchMinLen and SearchMaxLen bound the search text, in characters.
 const SearchMinLen, SearchMaxLen = 2, 100
 
-// Search returns live users whose name or email contains text, case-insensitively, newest
-// first. '%' and '_' in text match themselves.
+// Search returns live users whose name or email contains text, ignoring case and accents,
+// newest-registered first, from the search index (internal/search). The total is exact up to
+// search.ExactLimit candidates and estimated past it (PageOf.Estimated).
 func (s *Service) Search(ctx context.Context, text string, p Page) (PageOf[User], error) {
 	var out PageOf[User]
-	pattern := "%" + escapeLike(text) + "%"
+	query, ok := search.ParseQuery(text)
+	if !ok || p.Offset() > math.MaxInt32 {
+		return out, nil
+	}
 	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
-		var err error
-		out.Total, err = q.CountSearchUsers(ctx, sqlcgen.CountSearchUsersParams{NamePattern: pattern, EmailPattern: pattern})
+		res, err := search.Find(ctx, q, query, int(p.Offset()), p.Size)
 		if err != nil {
 			return err
 		}
-		limit, offset, ok := bounds(p, out.Total)
-		if !ok {
-			return nil
+		out.Total, out.Estimated = res.Total, !res.Exact
+		if len(res.IDs) > 0 {
+			out.Items, err = usersInOrder(ctx, q, res.IDs)
 		}
-		rows, err := q.SearchUsers(ctx, sqlcgen.SearchUsersParams{NamePattern: pattern, EmailPattern: pattern, Limit: limit, Offset: offset})
-		out.Items = toUsers(rows)
 		return err
 	})
 	return out, err
@@ -752,11 +772,6 @@ func duplicateKey(err error) string {
 func isDuplicate(err error) bool {
 	var dup *mysqldb.DuplicateKeyError
 	return errors.As(mysqldb.Translate(err), &dup) && uniqueFields[dup.Key] != ""
-}
-
-// escapeLike makes s a literal inside a LIKE pattern that uses '!' as its escape character.
-func escapeLike(s string) string {
-	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
 }
 
 // Erasure is the tombstone of an erased user.

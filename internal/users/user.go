@@ -132,6 +132,8 @@ func (p Page) Offset() int64 { return int64(p.Number-1) * int64(p.Size) }
 type PageOf[T any] struct {
 	Items []T
 	Total int64
+	// Estimated is true when Total is an estimate (a search with very many candidates).
+	Estimated bool
 }
 
 // Sentinel errors. The HTTP layer maps each to one status and problem type.

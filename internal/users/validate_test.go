@@ -122,12 +122,6 @@ func TestCleanText(t *testing.T) {
 	}
 }
 
-func TestEscapeLike(t *testing.T) {
-	if got := escapeLike("50%_off!"); got != "50!%!_off!!" {
-		t.Errorf("got %q", got)
-	}
-}
-
 func TestUserNeverPrintsPII(t *testing.T) {
 	u := User{ID: "id-1", Name: "Rajesh", Email: "r@x.com"}
 	for _, s := range []string{fmt.Sprint(u), fmt.Sprintf("%v %+v %s", u, u, u), fmt.Sprint(&u)} {

@@ -1,0 +1,314 @@
+package search
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/sqlcgen"
+)
+
+// Postings maps a gram to the seqs of the users that have it.
+type Postings map[string]*roaring.Bitmap
+
+// Add records the grams of one user's name and email.
+func (p Postings) Add(seq uint32, name, email string) {
+	for _, g := range DocGrams(name, email) {
+		b := p[g]
+		if b == nil {
+			b = roaring.New()
+			p[g] = b
+		}
+		b.Add(seq)
+	}
+}
+
+// compactBase is where the compactor's segments start (see schema/users.sql).
+const compactBase = uint64(1) << 32
+
+// Segment writes, as multi-row statements. Like the seed's bulk INSERTs, these are composed in
+// Go because sqlc cannot express a variable number of VALUES rows. The upsert form is only for the
+// compactor, which holds the rows it replaces locked; a bulk load's segments are new rows, and a
+// collision is an error rather than a silent overwrite.
+const (
+	segmentsPrefix = "INSERT INTO search_segments (gram, segment, seqs) VALUES "
+	segmentsRow    = "(?, ?, ?)"
+	segmentsUpsert = " ON DUPLICATE KEY UPDATE seqs = VALUES(seqs)"
+	segmentsPerSQL = 500
+)
+
+// writeSegments stores p as segment rows.
+func writeSegments(ctx context.Context, tx sqlcgen.DBTX, segment func(gram string) uint64, p Postings, upsert bool) error {
+	grams := make([]string, 0, len(p))
+	for g := range p {
+		grams = append(grams, g)
+	}
+	slices.Sort(grams) // primary key order: fewer page splits, and a fixed lock order
+	for len(grams) > 0 {
+		n := min(len(grams), segmentsPerSQL)
+		args := make([]any, 0, 3*n)
+		for _, g := range grams[:n] {
+			b := p[g]
+			b.RunOptimize()
+			blob, err := b.ToBytes()
+			if err != nil {
+				return err
+			}
+			args = append(args, []byte(g), segment(g), blob)
+		}
+		stmt := segmentsPrefix + strings.TrimSuffix(strings.Repeat(segmentsRow+", ", n), ", ")
+		if upsert {
+			stmt += segmentsUpsert
+		}
+		if _, err := tx.ExecContext(ctx, stmt, args...); err != nil {
+			return fmt.Errorf("write search segments: %w", err)
+		}
+		grams = grams[n:]
+	}
+	return nil
+}
+
+// WriteBulk stores the postings of users loaded in bulk (seed, reindex) as a new segment, keyed by
+// the lowest seq among them, inside the loading transaction.
+func WriteBulk(ctx context.Context, tx sqlcgen.DBTX, p Postings) error {
+	first := uint32(0)
+	found := false
+	for _, b := range p {
+		if m := b.Minimum(); !found || m < first {
+			first, found = m, true
+		}
+	}
+	if !found {
+		return nil
+	}
+	return writeSegments(ctx, tx, func(string) uint64 { return uint64(first) }, p, false)
+}
+
+// Candidates returns the seqs of users that may match q: indexed postings and every pending user.
+func Candidates(ctx context.Context, q *sqlcgen.Queries, query Query) (*roaring.Bitmap, error) {
+	perGram := map[string]*roaring.Bitmap{}
+	add := func(gram []byte, blob []byte) error {
+		b := roaring.New()
+		if err := b.UnmarshalBinary(blob); err != nil {
+			return fmt.Errorf("search segment %x: %w", gram, err)
+		}
+		if cur := perGram[string(gram)]; cur != nil {
+			cur.Or(b)
+		} else {
+			perGram[string(gram)] = b
+		}
+		return nil
+	}
+	out := roaring.New()
+	if len(query.Grams) == 0 {
+		rows, err := q.SearchSegmentsPrefix(ctx, sqlcgen.SearchSegmentsPrefixParams{Lo: query.Lo, Hi: query.Hi})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			if err := add(r.Gram, r.Seqs); err != nil {
+				return nil, err
+			}
+		}
+		for _, b := range perGram {
+			out.Or(b)
+		}
+	} else {
+		keys := make([][]byte, len(query.Grams))
+		for i, g := range query.Grams {
+			keys[i] = []byte(g)
+		}
+		rows, err := q.SearchSegments(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			if err := add(r.Gram, r.Seqs); err != nil {
+				return nil, err
+			}
+		}
+		if len(perGram) == len(query.Grams) { // a gram no user has means no indexed match
+			all := make([]*roaring.Bitmap, 0, len(perGram))
+			for _, b := range perGram {
+				all = append(all, b)
+			}
+			out = roaring.FastAnd(all...)
+		}
+	}
+	pending, err := q.ListSearchPending(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out.AddMany(pending)
+	return out, nil
+}
+
+// ExactLimit is how many candidates a search verifies to give an exact total. Past it, only the
+// candidates the requested page needs are verified and the total is estimated from them.
+const ExactLimit = 1000
+
+// verifyChunk bounds one verification query.
+const verifyChunk = 500
+
+// Result is one page of a search.
+type Result struct {
+	IDs   []string // the page's users, newest-registered first
+	Total int64
+	Exact bool // false when Total is an estimate
+}
+
+// Find returns the page [offset, offset+limit) of the users matching q, newest-registered first.
+func Find(ctx context.Context, q *sqlcgen.Queries, query Query, offset, limit int) (Result, error) {
+	cands, err := Candidates(ctx, q, query)
+	if err != nil {
+		return Result{}, err
+	}
+	n := int(cands.GetCardinality())
+	need := offset + limit
+	verifyAll := n <= ExactLimit
+	var matched []string
+	verified := 0
+	it := cands.ReverseIterator()
+	for it.HasNext() && (verifyAll || len(matched) < need) {
+		size := verifyChunk
+		if !verifyAll {
+			// Ask for what is still missing, with room for misses.
+			size = min(verifyChunk, max(32, 2*(need-len(matched))))
+		}
+		chunk := make([]uint32, 0, size)
+		for len(chunk) < size && it.HasNext() {
+			chunk = append(chunk, it.Next())
+		}
+		verified += len(chunk)
+		rows, err := q.SearchVerifyUsers(ctx, chunk)
+		if err != nil {
+			return Result{}, err
+		}
+		slices.SortFunc(rows, func(a, b sqlcgen.SearchVerifyUsersRow) int { return int(int64(b.Seq) - int64(a.Seq)) })
+		for _, r := range rows {
+			if Matches(query.Folded, r.Name, r.Email) {
+				matched = append(matched, r.ID)
+			}
+		}
+	}
+	res := Result{Total: int64(len(matched)), Exact: verified == n}
+	if !res.Exact && verified > 0 {
+		res.Total += int64(float64(n-verified) * float64(len(matched)) / float64(verified))
+	}
+	if offset < len(matched) {
+		res.IDs = matched[offset:min(need, len(matched))]
+	}
+	return res, nil
+}
+
+// Queue marks a created or changed user for indexing, in the transaction of the change.
+func Queue(ctx context.Context, q *sqlcgen.Queries, seq uint32) error {
+	return q.AddSearchPending(ctx, seq)
+}
+
+// CompactChunk bounds the pending users one compaction transaction indexes.
+const CompactChunk = 1000
+
+// Compact indexes pending users into segments until none are left, and returns how many it
+// indexed. Replicas may run it at the same time: the pending rows and segments it touches are
+// locked, so they take turns.
+func Compact(ctx context.Context, db *sql.DB) (int, error) {
+	total := 0
+	for {
+		n := 0
+		err := mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+			q := sqlcgen.New(tx)
+			seqs, err := q.LockSearchPending(ctx, CompactChunk)
+			if err != nil || len(seqs) == 0 {
+				n = 0
+				return err
+			}
+			n = len(seqs)
+			rows, err := q.GetUsersForIndex(ctx, seqs)
+			if err != nil {
+				return err
+			}
+			// Group by compactor bucket; each bucket's segments are merged under lock.
+			buckets := map[uint64]Postings{}
+			for _, r := range rows {
+				b := compactBase + uint64(r.Seq>>16)
+				if buckets[b] == nil {
+					buckets[b] = Postings{}
+				}
+				buckets[b].Add(r.Seq, r.Name, r.Email)
+			}
+			for bucket, p := range buckets {
+				if err := mergeInto(ctx, tx, q, bucket, p); err != nil {
+					return err
+				}
+			}
+			_, err = q.DeleteSearchPending(ctx, seqs)
+			return err
+		})
+		total += n
+		if err != nil || n < CompactChunk {
+			return total, err
+		}
+	}
+}
+
+// mergeInto ORs p into the compactor segments of bucket.
+func mergeInto(ctx context.Context, tx sqlcgen.DBTX, q *sqlcgen.Queries, bucket uint64, p Postings) error {
+	grams := make([][]byte, 0, len(p))
+	for g := range p {
+		grams = append(grams, []byte(g))
+	}
+	slices.SortFunc(grams, func(a, b []byte) int { return strings.Compare(string(a), string(b)) })
+	existing, err := q.LockCompactSegments(ctx, sqlcgen.LockCompactSegmentsParams{Segment: bucket, Grams: grams})
+	if err != nil {
+		return err
+	}
+	for _, r := range existing {
+		old := roaring.New()
+		if err := old.UnmarshalBinary(r.Seqs); err != nil {
+			return fmt.Errorf("search segment %x: %w", r.Gram, err)
+		}
+		p[string(r.Gram)].Or(old)
+	}
+	return writeSegments(ctx, tx, func(string) uint64 { return bucket }, p, true)
+}
+
+// Reindex builds the index of every user when it has none (a database from before the index, or
+// restored without it). It is safe while the service runs: changes meanwhile are queued in
+// search_pending as usual. It returns the number of users indexed.
+func Reindex(ctx context.Context, db *sql.DB, out io.Writer) (int, error) {
+	has, err := sqlcgen.New(db).CountSearchSegments(ctx)
+	if err != nil || has > 0 {
+		return 0, err
+	}
+	const batch = 4096
+	after, total := uint32(0), 0
+	for {
+		rows, err := sqlcgen.New(db).ListUsersForIndex(ctx, sqlcgen.ListUsersForIndexParams{Seq: after, Limit: batch})
+		if err != nil {
+			return total, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		p := Postings{}
+		for _, r := range rows {
+			p.Add(r.Seq, r.Name, r.Email)
+		}
+		if err := mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error { return WriteBulk(ctx, tx, p) }); err != nil {
+			return total, err
+		}
+		total += len(rows)
+		after = rows[len(rows)-1].Seq
+	}
+	if total > 0 && out != nil {
+		fmt.Fprintf(out, "-- indexed %d users for search\n", total)
+	}
+	return total, nil
+}

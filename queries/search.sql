@@ -1,0 +1,53 @@
+-- The substring search index (schema/users.sql, search_segments and search_pending; the
+-- algorithm is in internal/search). Grams are UTF-8 bytes of three case- and accent-folded
+-- characters; a two-character query reads every gram that starts with it (a prefix range).
+
+-- name: SearchSegments :many
+SELECT gram, seqs FROM search_segments WHERE gram IN (sqlc.slice(grams));
+
+-- name: SearchSegmentsPrefix :many
+SELECT gram, seqs FROM search_segments WHERE gram >= sqlc.arg(lo) AND gram < sqlc.arg(hi);
+
+-- Users changed since the last compaction (a small table: the compactor's lag).
+-- name: ListSearchPending :many
+SELECT seq FROM search_pending;
+
+-- name: AddSearchPending :exec
+INSERT IGNORE INTO search_pending (seq) VALUES (?);
+
+-- Verification of candidates: the folded name and email are compared in Go. Deleted users are
+-- left out here; stale postings of changed users fail the comparison.
+-- name: SearchVerifyUsers :many
+SELECT id, seq, name, email FROM users
+WHERE seq IN (sqlc.slice(seqs)) AND is_deleted = FALSE;
+
+-- The seqs of users just inserted by a bulk load (seed), to index them.
+-- name: GetUserSeqs :many
+SELECT id, seq FROM users WHERE id IN (sqlc.slice(ids));
+
+-- Reindex and compaction read the indexed text of users by seq.
+-- name: ListUsersForIndex :many
+SELECT seq, name, email FROM users
+WHERE seq > ? AND erased_at IS NULL
+ORDER BY seq
+LIMIT ?;
+
+-- name: GetUsersForIndex :many
+SELECT seq, name, email FROM users WHERE seq IN (sqlc.slice(seqs));
+
+-- name: CountSearchSegments :one
+SELECT COUNT(*) FROM (SELECT 1 FROM search_segments LIMIT 1) s;
+
+-- Compaction: lock the oldest pending users (a writer that changes one of them meanwhile waits,
+-- then queues it again), read their text, merge their grams into the locked segments, delete
+-- exactly the rows read.
+-- name: LockSearchPending :many
+SELECT seq FROM search_pending ORDER BY seq LIMIT ? FOR UPDATE;
+
+-- name: LockCompactSegments :many
+SELECT gram, seqs FROM search_segments
+WHERE segment = sqlc.arg(segment) AND gram IN (sqlc.slice(grams))
+FOR UPDATE;
+
+-- name: DeleteSearchPending :execrows
+DELETE FROM search_pending WHERE seq IN (sqlc.slice(seqs));
