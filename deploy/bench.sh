@@ -13,7 +13,7 @@ set -a; . "./$envfile"; set +a
 have=$(mariadb --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT COUNT(*) FROM usersvc_bench.users WHERE is_deleted = FALSE")
 if [ "$have" -lt "$users" ]; then
   echo "seeding $((users - have)) users (the buffer pool should hold the working set: see README)"
-  ./bin/usersvc seed --count $((users - have)) --workers 4
+  ./bin/usersvc seed --count $((users - have))
 fi
 PPROF_ADDR=${PPROF_ADDR:-127.0.0.1:6060} RATE_LIMIT_PER_MINUTE=1000000 PORT=8089 SHUTDOWN_DELAY=0s ./bin/usersvc serve >/tmp/usersvc-bench.log 2>&1 &
 pid=$!

@@ -138,3 +138,15 @@ CREATE TABLE search_pending (
   seq INT UNSIGNED NOT NULL,
   PRIMARY KEY (seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- user_day_counts: live users per creation day (days since 1970-01-01, UTC), 16 slots per day as
+-- in user_counts, kept in the same transactions. A page by number sums the days newest first to
+-- find the day that holds its first row, then walks the index only within that day, so page 5,000
+-- costs a few dozen day rows plus one day's users instead of 50,000 index entries. `usersvc
+-- migrate` fills it when it is empty.
+CREATE TABLE user_day_counts (
+  day  INT UNSIGNED NOT NULL,
+  slot TINYINT UNSIGNED NOT NULL,
+  live BIGINT NOT NULL,
+  PRIMARY KEY (day, slot)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -62,7 +62,7 @@ Usage:
                                        consistent dump (--single-transaction) with mariadb-dump/mysqldump
   usersvc restore --in FILE[.gz] [--vault]
                                        load a dump into the (new, empty) database DATABASE_URL names
-  usersvc seed --count N [--workers 4] [--batch 4096]
+  usersvc seed --count N [--workers <cores>] [--batch 4096]
                                        bulk-load N valid users (benchmarks)
   usersvc bench [--url URL] [--key KEY] [--concurrency 16] [--duration 10s] [--readme README.md]
                                        load-test a running service against the database's own limit
@@ -319,8 +319,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-// initLiveCount fills the maintained live-user count when it is empty (the table is new, or the
-// database was restored from a dump without it).
+// initLiveCount fills the maintained live-user counts (user_counts, user_day_counts) when one is
+// empty (the table is new, or the database was restored from a dump without it).
 func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error {
 	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 1})
 	if err != nil {
@@ -328,8 +328,20 @@ func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error 
 	}
 	defer db.Close()
 	slots, err := sqlcgen.New(db).CountUserCountSlots(ctx)
-	if err != nil || slots > 0 {
+	if err != nil {
 		return err
+	}
+	days, err := sqlcgen.New(db).CountUserDayCountRows(ctx)
+	if err != nil {
+		return err
+	}
+	live, err := sqlcgen.New(db).CountLiveUsersMaintained(ctx)
+	if err != nil {
+		return err
+	}
+	// Both counts are filled together: when either is missing (a new table, or a dump without it).
+	if slots > 0 && (days > 0 || live == 0) {
+		return nil
 	}
 	n, err := users.RecountLiveUsers(ctx, db)
 	if err == nil {

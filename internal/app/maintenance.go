@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -127,7 +128,7 @@ func parseAge(s string) (time.Duration, error) {
 func runSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("seed", stderr)
 	count := fs.Int("count", 1000, "users to load")
-	workers := fs.Int("workers", 4, "parallel transactions")
+	workers := fs.Int("workers", runtime.NumCPU(), "parallel transactions (more than the cores only adds contention)")
 	batch := fs.Int("batch", 4096, "users per transaction and per search segment (at most 4096)")
 	if err := fs.Parse(args); err != nil {
 		return err

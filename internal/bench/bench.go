@@ -28,6 +28,7 @@ import (
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/seed"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
+	"github.com/usersvc/usersvc/internal/users"
 )
 
 // Options configures a run.
@@ -193,6 +194,10 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 	})
 	if queueErr != nil {
 		return nil, 0, queueErr
+	}
+	// And count them, so that totals and pages by number stay right.
+	if _, err := users.RecountLiveUsers(ctx, o.DB); err != nil {
+		return nil, 0, err
 	}
 	rows = append(rows, point, insert)
 	type ep struct {

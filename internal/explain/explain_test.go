@@ -18,6 +18,7 @@ import (
 // allowed lists the statements that may scan or sort a whole table, and why.
 var allowed = map[string]string{
 	"CountLiveUsers":           "only `usersvc migrate` runs it, once, to fill user_counts",
+	"FillUserDayCounts":        "only `usersvc migrate` runs it, once, to fill user_day_counts",
 	"ListAPIKeys":              "api_keys has one row per client; `apikey list` is an admin command",
 	"CountVaultEntriesToRekey": "key rotation is a batch job that visits every entry by design",
 	"ListVaultEntriesToRekey":  "key rotation is a batch job that visits every entry by design",
@@ -42,7 +43,7 @@ func TestExplainEveryStatement(t *testing.T) {
 	for _, stmt := range []string{
 		"UPDATE users SET is_deleted = TRUE, deleted_at = created_at WHERE id LIKE '%0'", // about 1 in 16 deleted
 		"INSERT INTO user_audit (user_id, action, changed_fields, version, created_at) SELECT id, 'create', 'name', version, created_at FROM users",
-		"ANALYZE TABLE users, user_audit, pii_vault, search_segments",
+		"ANALYZE TABLE users, user_audit, pii_vault, search_segments, user_day_counts",
 	} {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			t.Fatal(err)
@@ -75,6 +76,14 @@ func TestExplainEveryStatement(t *testing.T) {
 		"LockUserCounts":              {},
 		"ClearUserCounts":             {},
 		"CountUserCountSlots":         {},
+		"AddLiveUsersOnDay":           {20000, 3, 1, 1},
+		"ListDayCounts":               {20000, 20064},
+		"OldestCountedDay":            {},
+		"LockUserDayCounts":           {},
+		"ClearUserDayCounts":          {},
+		"FillUserDayCounts":           {},
+		"CountUserDayCountRows":       {},
+		"ListLiveUserIDsBefore":       {f.created, 10, 1000},
 		"InsertIdempotencyKey":        {key, key, f.id, "create", now, now},
 		"SetIdempotencyKeyUser":       {f.id, key},
 		"GetIdempotencyKey":           {key, now},

@@ -76,7 +76,7 @@ func TestSearchMatchesOracle(t *testing.T) {
 	defer db.Close()
 	keys, _ := vault.ParseKeyring("s1:"+vault.NewKeyMaterial(), vault.NewKeyMaterial())
 	v := vault.New(keys, nil)
-	if _, err := seed.Run(ctx, db, v, seed.Options{Count: 3000, Workers: 3, Batch: 700}); err != nil {
+	if _, err := seed.Run(ctx, db, v, seed.Options{Count: 3000, Workers: 3, Batch: 700, ReadBackSeqs: true}); err != nil {
 		t.Fatal(err)
 	}
 	svc := users.NewService(db, v, nil)

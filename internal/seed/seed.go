@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,9 @@ type Options struct {
 	Workers int
 	Batch   int       // users per transaction
 	Out     io.Writer // progress bar and summary
+	// ReadBackSeqs reads every batch's seqs back from the database even where the server's
+	// innodb_autoinc_lock_mode makes them known: the MySQL 8.0 path, for tests on MariaDB.
+	ReadBackSeqs bool
 }
 
 // Result reports a run.
@@ -67,8 +71,8 @@ func person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
 // Person derives a valid user from candidate index k (see person); exported for the benchmark.
 func Person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
 	mobile := fmt.Sprintf("9%09d", (k*7919+13)%1_000_000_000)
-	m, err := users.ParseMobile(mobile)
-	if err != nil {
+	m, ok := validMobile(mobile)
+	if !ok {
 		return nu, false
 	}
 	payload := fmt.Sprintf("9%010d", (k*104729+7)%10_000_000_000)
@@ -100,6 +104,23 @@ func Person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
 		Aadhaar: a, PAN: p, CurrentAddress: addr, PermanentAddress: addr}, true
 }
 
+// mobilePrefixes caches, per first six digits, whether libphonenumber accepts a seeded mobile:
+// India's mobile ranges are decided by at most the first six digits (the rest are free), and a
+// full parse costs more than everything else a seeded user needs. TestMobilePrefixCache checks
+// the cache against the full parse.
+var mobilePrefixes sync.Map
+
+// validMobile is users.ParseMobile for the seed's 10-digit numbers, cached by prefix.
+func validMobile(mobile string) (string, bool) {
+	if ok, seen := mobilePrefixes.Load(mobile[:6]); seen {
+		return mobile, ok.(bool)
+	}
+	m, err := users.ParseMobile(mobile)
+	ok := err == nil && m == mobile
+	mobilePrefixes.Store(mobile[:6], ok)
+	return mobile, ok
+}
+
 // Run loads opts.Count users.
 func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result, error) {
 	if opts.Workers <= 0 {
@@ -122,6 +143,13 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 		wg       sync.WaitGroup
 	)
 	next.Store(base)
+	// With innodb_autoinc_lock_mode 2 (MySQL 8.0's default) the seqs of a batch may interleave
+	// with other inserts, and are read back; with 0 or 1 (MariaDB's default) they are known.
+	var lockMode int
+	if err := db.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode").Scan(&lockMode); err != nil {
+		return Result{}, err
+	}
+	consecutive := lockMode <= 1 && !opts.ReadBackSeqs
 	start, now := time.Now(), time.Now().UTC()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -143,7 +171,7 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 						batch = append(batch, p)
 					}
 				}
-				if err := insertBatch(ctx, db, v, batch, now); err != nil {
+				if err := insertBatch(ctx, db, v, batch, now, consecutive); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -180,10 +208,11 @@ func rows(prefix, row string, n int) string {
 	return prefix + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
-func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, now time.Time) error {
+func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, now time.Time, consecutive bool) error {
 	vaultArgs := make([]any, 0, len(batch)*14)
 	userArgs := make([]any, 0, len(batch)*14)
 	ids := make([]string, 0, len(batch))
+	days := map[uint32]int64{} // new live users per creation day (user_day_counts)
 	byID := make(map[string]*users.NewUser, len(batch))
 	for i, nu := range batch {
 		a := v.Seal(vault.KindAadhaar, nu.Aadhaar.Digits())
@@ -194,6 +223,7 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		// Spread creation times at random over the last two years (microsecond resolution, so
 		// ties are as rare as in real traffic), so that lists have a real order.
 		created := now.Add(-time.Duration(mrand.Int64N(int64(2*365*24*time.Hour/time.Microsecond))) * time.Microsecond)
+		days[users.DayOf(created)]++
 		id, _ := uuid.NewV7() // time-ordered: appends to the clustered index instead of splitting pages
 		ids = append(ids, id.String())
 		byID[id.String()] = &batch[i]
@@ -205,24 +235,59 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		if _, err := tx.ExecContext(ctx, rows(bulkVaultPrefix, bulkVaultRow, 2*len(batch)), vaultArgs...); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, rows(bulkUsersPrefix, bulkUsersRow, len(batch)), userArgs...); err != nil {
-			return err
-		}
-		q := sqlcgen.New(tx)
-		seqs, err := q.GetUserSeqs(ctx, ids)
+		res, err := tx.ExecContext(ctx, rows(bulkUsersPrefix, bulkUsersRow, len(batch)), userArgs...)
 		if err != nil {
 			return err
 		}
+		q := sqlcgen.New(tx)
 		p := search.Postings{}
-		for _, r := range seqs {
-			u := byID[r.ID]
-			p.Add(r.Seq, u.Name, u.Email.Display())
+		if consecutive {
+			// innodb_autoinc_lock_mode 0 or 1: a multi-row INSERT gets consecutive values, in
+			// the order of its rows, starting at LAST_INSERT_ID().
+			first, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			for i := range batch {
+				p.Add(uint32(first)+uint32(i), batch[i].Name, batch[i].Email.Display())
+			}
+		} else {
+			seqs, err := q.GetUserSeqs(ctx, ids)
+			if err != nil {
+				return err
+			}
+			for _, r := range seqs {
+				u := byID[r.ID]
+				p.Add(r.Seq, u.Name, u.Email.Display())
+			}
 		}
 		if err := search.WriteBulk(ctx, tx, p); err != nil {
 			return err
 		}
-		return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: uint8(len(batch) % 16), Delta: int64(len(batch))})
+		slot := uint8(mrand.IntN(16))
+		if err := addDayCounts(ctx, tx, slot, days); err != nil {
+			return err
+		}
+		return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: slot, Delta: int64(len(batch))})
 	})
+}
+
+// addDayCounts adds a batch's users to user_day_counts (queries/counts.sql, AddLiveUsersOnDay,
+// as one multi-row statement), days in key order so that concurrent batches never deadlock.
+func addDayCounts(ctx context.Context, tx *sql.Tx, slot uint8, days map[uint32]int64) error {
+	keys := make([]uint32, 0, len(days))
+	for d := range days {
+		keys = append(keys, d)
+	}
+	slices.Sort(keys)
+	args := make([]any, 0, 3*len(keys))
+	for _, d := range keys {
+		args = append(args, d, slot, days[d])
+	}
+	stmt := rows("INSERT INTO user_day_counts (day, slot, live) VALUES ", "(?, ?, ?)", len(keys)) +
+		" ON DUPLICATE KEY UPDATE live = live + VALUES(live)"
+	_, err := tx.ExecContext(ctx, stmt, args...)
+	return err
 }
 
 // progress draws a bar on out until stopped.

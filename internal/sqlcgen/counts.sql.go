@@ -26,12 +26,42 @@ func (q *Queries) AddLiveUsers(ctx context.Context, arg AddLiveUsersParams) erro
 	return err
 }
 
+const addLiveUsersOnDay = `-- name: AddLiveUsersOnDay :exec
+INSERT INTO user_day_counts (day, slot, live) VALUES (?, ?, ?)
+ON DUPLICATE KEY UPDATE live = live + ?
+`
+
+type AddLiveUsersOnDayParams struct {
+	Day   uint32
+	Slot  uint8
+	Delta int64
+}
+
+func (q *Queries) AddLiveUsersOnDay(ctx context.Context, arg AddLiveUsersOnDayParams) error {
+	_, err := q.db.ExecContext(ctx, addLiveUsersOnDay,
+		arg.Day,
+		arg.Slot,
+		arg.Delta,
+		arg.Delta,
+	)
+	return err
+}
+
 const clearUserCounts = `-- name: ClearUserCounts :exec
 DELETE FROM user_counts
 `
 
 func (q *Queries) ClearUserCounts(ctx context.Context) error {
 	_, err := q.db.ExecContext(ctx, clearUserCounts)
+	return err
+}
+
+const clearUserDayCounts = `-- name: ClearUserDayCounts :exec
+DELETE FROM user_day_counts
+`
+
+func (q *Queries) ClearUserDayCounts(ctx context.Context) error {
+	_, err := q.db.ExecContext(ctx, clearUserDayCounts)
 	return err
 }
 
@@ -55,6 +85,70 @@ func (q *Queries) CountUserCountSlots(ctx context.Context) (int64, error) {
 	var count int64
 	err := row.Scan(&count)
 	return count, err
+}
+
+const countUserDayCountRows = `-- name: CountUserDayCountRows :one
+SELECT COUNT(*) FROM user_day_counts
+`
+
+func (q *Queries) CountUserDayCountRows(ctx context.Context) (int64, error) {
+	row := q.db.QueryRowContext(ctx, countUserDayCountRows)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const fillUserDayCounts = `-- name: FillUserDayCounts :exec
+INSERT INTO user_day_counts (day, slot, live)
+SELECT DATEDIFF(created_at, '1970-01-01'), 0, COUNT(*) FROM users WHERE is_deleted = FALSE
+GROUP BY DATEDIFF(created_at, '1970-01-01')
+`
+
+func (q *Queries) FillUserDayCounts(ctx context.Context) error {
+	_, err := q.db.ExecContext(ctx, fillUserDayCounts)
+	return err
+}
+
+const listDayCounts = `-- name: ListDayCounts :many
+SELECT day, CAST(SUM(live) AS SIGNED) AS live FROM user_day_counts
+WHERE day > ? AND day <= ?
+GROUP BY day
+ORDER BY day DESC
+`
+
+type ListDayCountsParams struct {
+	Lo uint32
+	Hi uint32
+}
+
+type ListDayCountsRow struct {
+	Day  uint32
+	Live int64
+}
+
+// Live users per day for the days in (lo, hi], newest first: a page by number reads these in
+// windows until it reaches its offset.
+func (q *Queries) ListDayCounts(ctx context.Context, arg ListDayCountsParams) ([]ListDayCountsRow, error) {
+	rows, err := q.db.QueryContext(ctx, listDayCounts, arg.Lo, arg.Hi)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListDayCountsRow
+	for rows.Next() {
+		var i ListDayCountsRow
+		if err := rows.Scan(&i.Day, &i.Live); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const lockUserCounts = `-- name: LockUserCounts :many
@@ -83,4 +177,42 @@ func (q *Queries) LockUserCounts(ctx context.Context) ([]uint8, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const lockUserDayCounts = `-- name: LockUserDayCounts :many
+SELECT day FROM user_day_counts FOR UPDATE
+`
+
+func (q *Queries) LockUserDayCounts(ctx context.Context) ([]uint32, error) {
+	rows, err := q.db.QueryContext(ctx, lockUserDayCounts)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uint32
+	for rows.Next() {
+		var day uint32
+		if err := rows.Scan(&day); err != nil {
+			return nil, err
+		}
+		items = append(items, day)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const oldestCountedDay = `-- name: OldestCountedDay :one
+SELECT CAST(COALESCE(MIN(day), 0) AS SIGNED) AS day FROM user_day_counts
+`
+
+func (q *Queries) OldestCountedDay(ctx context.Context) (int64, error) {
+	row := q.db.QueryRowContext(ctx, oldestCountedDay)
+	var day int64
+	err := row.Scan(&day)
+	return day, err
 }

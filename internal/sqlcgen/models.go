@@ -93,3 +93,9 @@ type UserCount struct {
 	Slot uint8
 	Live int64
 }
+
+type UserDayCount struct {
+	Day  uint32
+	Slot uint8
+	Live int64
+}

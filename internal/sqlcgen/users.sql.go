@@ -532,6 +532,44 @@ func (q *Queries) ListLiveUserIDsAfter(ctx context.Context, arg ListLiveUserIDsA
 	return items, nil
 }
 
+const listLiveUserIDsBefore = `-- name: ListLiveUserIDsBefore :many
+SELECT id FROM users
+WHERE is_deleted = FALSE AND created_at < ?
+ORDER BY created_at DESC, id DESC
+LIMIT ? OFFSET ?
+`
+
+type ListLiveUserIDsBeforeParams struct {
+	CreatedAt time.Time
+	Limit     int32
+	Offset    int32
+}
+
+// Pages by number past the first few: the rows created before a day's end, from an offset within
+// that day (see user_day_counts), on the same covering index.
+func (q *Queries) ListLiveUserIDsBefore(ctx context.Context, arg ListLiveUserIDsBeforeParams) ([]string, error) {
+	rows, err := q.db.QueryContext(ctx, listLiveUserIDsBefore, arg.CreatedAt, arg.Limit, arg.Offset)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockUser = `-- name: LockUser :one
 SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
        aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,

@@ -119,14 +119,13 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 				}
 			}
 		}
-		if err := countLive(ctx, q, 1); err != nil { // a new user, or a deleted one made live again
-			return err
-		}
 		if err := audit(ctx, q, c, id, action, changed, version, now); err != nil {
 			return err
 		}
-		out, err = s.readBack(ctx, q, id)
-		return err
+		if out, err = s.readBack(ctx, q, id); err != nil {
+			return err
+		}
+		return countLive(ctx, q, 1, out.CreatedAt) // a new user, or a deleted one made live again
 	})
 	return out, err
 }
@@ -150,10 +149,22 @@ func queueSearch(ctx context.Context, q *sqlcgen.Queries, res sql.Result) error 
 	return search.Queue(ctx, q, uint32(seq))
 }
 
-// countLive moves the maintained live-user count by delta, on a random slot (see user_counts).
-func countLive(ctx context.Context, q *sqlcgen.Queries, delta int64) error {
-	return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: uint8(rand.IntN(16)), Delta: delta})
+// countLive moves the maintained live-user counts by delta, on a random slot: the total
+// (user_counts) and that of the user's creation day (user_day_counts).
+func countLive(ctx context.Context, q *sqlcgen.Queries, delta int64, createdAt time.Time) error {
+	slot := uint8(rand.IntN(16))
+	if err := q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: slot, Delta: delta}); err != nil {
+		return err
+	}
+	return q.AddLiveUsersOnDay(ctx, sqlcgen.AddLiveUsersOnDayParams{Day: DayOf(createdAt), Slot: slot, Delta: delta})
 }
+
+// DayOf is the user_day_counts day of a creation time: whole UTC days since 1970-01-01, as
+// MySQL's DATEDIFF(created_at, '1970-01-01') counts them.
+func DayOf(t time.Time) uint32 { return uint32(t.UTC().Unix() / 86400) }
+
+// dayStart is the first instant of a user_day_counts day.
+func dayStart(day uint32) time.Time { return time.Unix(int64(day)*86400, 0).UTC() }
 
 // readBack reads a live user with its Aadhaar and PAN: after a write, inside its transaction
 // (MySQL has no RETURNING), or for a plain read. When the vault shares the database, the vault
@@ -439,7 +450,7 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string, pre Precondit
 		}); err != nil {
 			return err
 		}
-		if err := countLive(ctx, q, -1); err != nil {
+		if err := countLive(ctx, q, -1, row.CreatedAt); err != nil {
 			return err
 		}
 		return audit(ctx, q, c, id, ActionDelete, []string{"is_deleted", "is_active"}, version, now)
@@ -474,7 +485,7 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 		}); err != nil {
 			return err
 		}
-		if err := countLive(ctx, q, 1); err != nil {
+		if err := countLive(ctx, q, 1, row.CreatedAt); err != nil {
 			return err
 		}
 		if err := audit(ctx, q, c, id, ActionRestore, []string{"is_deleted", "is_active"}, version, now); err != nil {
@@ -499,7 +510,12 @@ func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 		if off > math.MaxInt32 {
 			return nil
 		}
-		ids, err := q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(p.Size), Offset: int32(off)})
+		var ids []string
+		if off < dayWalkFrom || off >= out.Total {
+			ids, err = q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(p.Size), Offset: int32(off)})
+		} else {
+			ids, err = listFromDay(ctx, q, off, p.Size)
+		}
 		if err != nil {
 			return err
 		}
@@ -507,6 +523,43 @@ func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 		return err
 	})
 	return out, err
+}
+
+// dayWalkFrom is the offset from which a page by number starts from its day (user_day_counts)
+// instead of walking the index from the top: below it the walk is cheaper than the day sums.
+const dayWalkFrom = 2000
+
+// dayWindow is how many days one ListDayCounts reads.
+const dayWindow = 64
+
+// listFromDay finds the day that holds row off of the list (newest first) by summing the live
+// counts of days, newest first, and walks the index from that day's end.
+func listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64, size int) ([]string, error) {
+	oldest, err := q.OldestCountedDay(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var before int64 // live users created after the current window
+	for hi := int64(DayOf(time.Now())) + 2; hi >= oldest; hi -= dayWindow {
+		days, err := q.ListDayCounts(ctx, sqlcgen.ListDayCountsParams{Lo: uint32(max(hi-dayWindow, 0)), Hi: uint32(hi)})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range days {
+			if before+d.Live > off {
+				return q.ListLiveUserIDsBefore(ctx, sqlcgen.ListLiveUserIDsBeforeParams{
+					CreatedAt: dayStart(d.Day + 1), Limit: int32(size), Offset: int32(off - before),
+				})
+			}
+			before += d.Live
+		}
+		if hi-dayWindow <= 0 {
+			break
+		}
+	}
+	// The day counts say the list is shorter than the maintained total (they cannot disagree
+	// unless edited by hand): fall back to the plain walk, which is always right.
+	return q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(size), Offset: int32(off)})
 }
 
 // Cursor is a position in the list order (newest first): the last item a client has seen.
@@ -580,6 +633,15 @@ func RecountLiveUsers(ctx context.Context, db *sql.DB) (int64, error) {
 			return err
 		}
 		if err := q.ClearUserCounts(ctx); err != nil {
+			return err
+		}
+		if _, err := q.LockUserDayCounts(ctx); err != nil {
+			return err
+		}
+		if err := q.ClearUserDayCounts(ctx); err != nil {
+			return err
+		}
+		if err := q.FillUserDayCounts(ctx); err != nil {
 			return err
 		}
 		return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: 0, Delta: n})
@@ -824,7 +886,7 @@ func (s *Service) Erase(ctx context.Context, c Caller, id, reason string) (Erasu
 			return err
 		}
 		if !row.IsDeleted {
-			if err := countLive(ctx, q, -1); err != nil {
+			if err := countLive(ctx, q, -1, row.CreatedAt); err != nil {
 				return err
 			}
 		}

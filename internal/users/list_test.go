@@ -1,0 +1,129 @@
+package users_test
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/seed"
+	"github.com/usersvc/usersvc/internal/testdb"
+	"github.com/usersvc/usersvc/internal/users"
+	"github.com/usersvc/usersvc/internal/vault"
+)
+
+// walk is the plain answer for a page by number: the offset walked on the index.
+func walk(t *testing.T, db *sql.DB, off, size int) []string {
+	t.Helper()
+	rows, err := db.Query("SELECT id FROM users WHERE is_deleted = FALSE ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", size, off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// TestDeepPagesFromDayCounts checks that pages by number found through user_day_counts are
+// exactly the pages of a plain offset walk, after creates on several days, deletes, restores,
+// revives and erasures through the service, and after the counts are rebuilt by migrate's recount.
+func TestDeepPagesFromDayCounts(t *testing.T) {
+	ctx := context.Background()
+	cfg := testdb.New(t, "daypages")
+	db, err := mysqldb.Open(ctx, cfg, mysqldb.PoolConfig{MaxOpen: 4, MaxIdle: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys, _ := vault.ParseKeyring("d1:"+vault.NewKeyMaterial(), vault.NewKeyMaterial())
+	v := vault.New(keys, nil)
+	if _, err := seed.Run(ctx, db, v, seed.Options{Count: 2600, Workers: 2, Batch: 500}); err != nil {
+		t.Fatal(err)
+	}
+	// The service's clock moves back a day per user, so that its users land on many days.
+	clock := time.Now().UTC()
+	svc := users.NewService(db, v, func() time.Time { clock = clock.Add(-26 * time.Hour); return clock })
+	c := users.Caller{Actor: "test"}
+	var made []users.User
+	for i := 0; i < 30; i++ {
+		u, err := svc.Create(ctx, c, newUser(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, u)
+	}
+	var seeded []string
+	for _, off := range []int{2100, 2300, 2500} { // seeded users deep in the list
+		seeded = append(seeded, walk(t, db, off, 1)...)
+	}
+	for _, id := range append(seeded, made[0].ID, made[1].ID, made[2].ID) {
+		if _, err := svc.Delete(ctx, c, id, users.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.Restore(ctx, c, seeded[1], users.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Erase(ctx, c, made[3].ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Erase(ctx, c, made[2].ID, "test"); err != nil { // erased while deleted
+		t.Fatal(err)
+	}
+	check := func(stage string) {
+		var total int
+		if err := db.QueryRow("SELECT COUNT(*) FROM users WHERE is_deleted = FALSE").Scan(&total); err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int{10, 7} {
+			for page := 1; (page-1)*size <= total; page++ {
+				got, err := svc.List(ctx, users.Page{Number: page, Size: size})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Total != int64(total) {
+					t.Fatalf("%s: total %d, want %d", stage, got.Total, total)
+				}
+				var ids []string
+				for _, u := range got.Items {
+					ids = append(ids, u.ID)
+				}
+				if want := walk(t, db, (page-1)*size, size); !slices.Equal(ids, want) {
+					t.Fatalf("%s: page %d of %d: %v, want %v", stage, page, size, ids, want)
+				}
+			}
+		}
+	}
+	check("maintained")
+	if _, err := db.Exec("DELETE FROM user_day_counts"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.RecountLiveUsers(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	check("recounted")
+}
+
+func newUser(t *testing.T) users.NewUser {
+	t.Helper()
+	str := func(s string) *string { return &s }
+	var verr users.ValidationError
+	nu := users.ParseNewUser(users.CreateFields{
+		Name: str("Day Pages " + testdb.Letters(6)), Email: str("day." + testdb.Letters(8) + "@example.com"), PrimaryMobile: str(testdb.Mobile()),
+		DateOfBirth: str("1970-05-01"), PlaceOfBirth: str("Pune"), Aadhaar: str(testdb.Aadhaar()), PAN: str(testdb.PAN()),
+		CurrentAddress: str("1 Long Road, Pune 411001"), PermanentAddress: str("1 Long Road, Pune 411001"),
+	}, time.Now(), &verr)
+	if err := verr.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return nu
+}
