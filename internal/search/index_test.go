@@ -148,18 +148,33 @@ func TestSearchMatchesOracle(t *testing.T) {
 				t.Errorf("%s: q=%q: estimated total %d, true %d", stage, q, got.Total, len(want))
 			}
 			if isASCII(q) {
-				var n int64
+				// The same question to MySQL's case-insensitive LIKE. One documented difference
+				// is left out: Unicode case folding makes "ß" equal "ss", while LIKE compares
+				// character by character (search finds more there, never less).
 				like := "%" + strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(q) + "%"
-				if err := db.QueryRow("SELECT COUNT(*) FROM users WHERE is_deleted = FALSE AND (name LIKE ? ESCAPE '!' OR email LIKE ? ESCAPE '!')", like, like).Scan(&n); err != nil {
+				rows, err := db.Query("SELECT name FROM users WHERE is_deleted = FALSE AND (name LIKE ? ESCAPE '!' OR email LIKE ? ESCAPE '!')", like, like)
+				if err != nil {
 					t.Fatal(err)
 				}
-				// One documented difference: Unicode case folding makes "ß" equal "ss", while
-				// LIKE compares character by character. Search finds more there, never less.
-				if q == "strasse" {
-					n++
+				n := 0
+				for rows.Next() {
+					var name string
+					if err := rows.Scan(&name); err != nil {
+						t.Fatal(err)
+					}
+					if !strings.Contains(name, "ß") {
+						n++
+					}
 				}
-				if n != int64(len(want)) {
-					t.Errorf("%s: q=%q: the oracle finds %d, LIKE finds %d", stage, q, len(want), n)
+				rows.Close()
+				m := 0
+				for _, u := range want {
+					if !strings.Contains(u.name, "ß") {
+						m++
+					}
+				}
+				if n != m {
+					t.Errorf("%s: q=%q: the oracle finds %d, LIKE finds %d", stage, q, m, n)
 				}
 			}
 		}
