@@ -104,6 +104,9 @@ func Person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
 		Aadhaar: a, PAN: p, CurrentAddress: addr, PermanentAddress: addr}, true
 }
 
+// seedSpan is how far back seeded users were created.
+const seedSpan = 2 * 365 * 24 * time.Hour
+
 // mobilePrefixes caches, per first six digits, whether libphonenumber accepts a seeded mobile:
 // India's mobile ranges are decided by at most the first six digits (the rest are free), and a
 // full parse costs more than everything else a seeded user needs. TestMobilePrefixCache checks
@@ -150,6 +153,8 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 		return Result{}, err
 	}
 	consecutive := lockMode <= 1 && !opts.ReadBackSeqs
+	var batchNo atomic.Int64
+	batches := max(1, (int64(opts.Count)+int64(opts.Batch)-1)/int64(opts.Batch))
 	start, now := time.Now(), time.Now().UTC()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -171,7 +176,12 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 						batch = append(batch, p)
 					}
 				}
-				if err := insertBatch(ctx, db, v, batch, now, consecutive); err != nil {
+				// Batch b of the run registers its users within the b-th slice of the last two
+				// years: creation times spread evenly over the days, as registrations do, and a
+				// batch touches a few days of user_day_counts instead of all of them.
+				b := batchNo.Add(1) - 1
+				from := now.Add(-seedSpan + time.Duration(b)*seedSpan/time.Duration(batches))
+				if err := insertBatch(ctx, db, v, batch, from, seedSpan/time.Duration(batches), now, consecutive); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -208,7 +218,7 @@ func rows(prefix, row string, n int) string {
 	return prefix + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
-func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, now time.Time, consecutive bool) error {
+func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, from time.Time, window time.Duration, now time.Time, consecutive bool) error {
 	vaultArgs := make([]any, 0, len(batch)*14)
 	userArgs := make([]any, 0, len(batch)*14)
 	ids := make([]string, 0, len(batch))
@@ -220,9 +230,9 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		for _, e := range []vault.Sealed{a, p} {
 			vaultArgs = append(vaultArgs, e.Ref, e.Kind, e.BlindIndex, e.KeyID, e.Ciphertext, now, now)
 		}
-		// Spread creation times at random over the last two years (microsecond resolution, so
-		// ties are as rare as in real traffic), so that lists have a real order.
-		created := now.Add(-time.Duration(mrand.Int64N(int64(2*365*24*time.Hour/time.Microsecond))) * time.Microsecond)
+		// Creation times at random within the batch's window (microsecond resolution, so ties are
+		// as rare as in real traffic), so that lists have a real order.
+		created := from.Add(time.Duration(mrand.Int64N(max(int64(window/time.Microsecond), 1))) * time.Microsecond)
 		days[users.DayOf(created)]++
 		id, _ := uuid.NewV7() // time-ordered: appends to the clustered index instead of splitting pages
 		ids = append(ids, id.String())
