@@ -51,3 +51,10 @@ FOR UPDATE;
 
 -- name: DeleteSearchPending :execrows
 DELETE FROM search_pending WHERE seq IN (sqlc.slice(seqs));
+
+-- How much each gram's postings weigh, to read the rarest grams first (index range on the
+-- primary key; the blobs are not sent).
+-- name: SearchGramSizes :many
+SELECT gram, CAST(SUM(LENGTH(seqs)) AS SIGNED) AS size FROM search_segments
+WHERE gram IN (sqlc.slice(grams))
+GROUP BY gram;

@@ -105,6 +105,7 @@ func TestExplainEveryStatement(t *testing.T) {
 		"ListLiveUserIDsAfter":     {f.created, f.id, 10, f.created, 10, 10},
 		"GetUsersByIDs":            {f.id},
 		"SearchSegments":           {[]byte("sha")},
+		"SearchGramSizes":          {[]byte("sha")},
 		"SearchSegmentsPrefix":     {[]byte("sh"), []byte("si")},
 		"ListSearchPending":        {},
 		"AddSearchPending":         {f.seq},

@@ -120,25 +120,9 @@ func Candidates(ctx context.Context, q *sqlcgen.Queries, query Query) (*roaring.
 			out.Or(b)
 		}
 	} else {
-		keys := make([][]byte, len(query.Grams))
-		for i, g := range query.Grams {
-			keys[i] = []byte(g)
-		}
-		rows, err := q.SearchSegments(ctx, keys)
-		if err != nil {
+		var err error
+		if out, err = intersectRarest(ctx, q, query.Grams); err != nil {
 			return nil, err
-		}
-		for _, r := range rows {
-			if err := add(r.Gram, r.Seqs); err != nil {
-				return nil, err
-			}
-		}
-		if len(perGram) == len(query.Grams) { // a gram no user has means no indexed match
-			all := make([]*roaring.Bitmap, 0, len(perGram))
-			for _, b := range perGram {
-				all = append(all, b)
-			}
-			out = roaring.FastAnd(all...)
 		}
 	}
 	pending, err := q.ListSearchPending(ctx)
@@ -146,6 +130,52 @@ func Candidates(ctx context.Context, q *sqlcgen.Queries, query Query) (*roaring.
 		return nil, err
 	}
 	out.AddMany(pending)
+	return out, nil
+}
+
+// enoughCandidates is where intersecting more grams stops paying: checking this many candidates
+// against their rows costs less than reading another gram's postings.
+const enoughCandidates = 64
+
+// intersectRarest intersects the postings of grams, rarest first (by the size of their
+// segments), and stops once few candidates are left: verification makes the result exact either
+// way, and a common gram's postings are the expensive part of a query.
+func intersectRarest(ctx context.Context, q *sqlcgen.Queries, grams []string) (*roaring.Bitmap, error) {
+	keys := make([][]byte, len(grams))
+	for i, g := range grams {
+		keys[i] = []byte(g)
+	}
+	sizes, err := q.SearchGramSizes(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	if len(sizes) < len(grams) { // a gram no user has: no indexed user matches
+		return roaring.New(), nil
+	}
+	slices.SortFunc(sizes, func(a, b sqlcgen.SearchGramSizesRow) int { return int(a.Size - b.Size) })
+	var out *roaring.Bitmap
+	for _, g := range sizes {
+		rows, err := q.SearchSegments(ctx, [][]byte{g.Gram})
+		if err != nil {
+			return nil, err
+		}
+		postings := roaring.New()
+		for _, r := range rows {
+			b := roaring.New()
+			if err := b.UnmarshalBinary(r.Seqs); err != nil {
+				return nil, fmt.Errorf("search segment %x: %w", r.Gram, err)
+			}
+			postings.Or(b)
+		}
+		if out == nil {
+			out = postings
+		} else {
+			out.And(postings)
+		}
+		if out.GetCardinality() <= enoughCandidates {
+			break
+		}
+	}
 	return out, nil
 }
 

@@ -288,6 +288,52 @@ func (q *Queries) LockSearchPending(ctx context.Context, limit int32) ([]uint32,
 	return items, nil
 }
 
+const searchGramSizes = `-- name: SearchGramSizes :many
+SELECT gram, CAST(SUM(LENGTH(seqs)) AS SIGNED) AS size FROM search_segments
+WHERE gram IN (/*SLICE:grams*/?)
+GROUP BY gram
+`
+
+type SearchGramSizesRow struct {
+	Gram []byte
+	Size int64
+}
+
+// How much each gram's postings weigh, to read the rarest grams first (index range on the
+// primary key; the blobs are not sent).
+func (q *Queries) SearchGramSizes(ctx context.Context, grams [][]byte) ([]SearchGramSizesRow, error) {
+	query := searchGramSizes
+	var queryParams []interface{}
+	if len(grams) > 0 {
+		for _, v := range grams {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:grams*/?", strings.Repeat(",?", len(grams))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:grams*/?", "NULL", 1)
+	}
+	rows, err := q.db.QueryContext(ctx, query, queryParams...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SearchGramSizesRow
+	for rows.Next() {
+		var i SearchGramSizesRow
+		if err := rows.Scan(&i.Gram, &i.Size); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const searchSegments = `-- name: SearchSegments :many
 
 SELECT gram, seqs FROM search_segments WHERE gram IN (/*SLICE:grams*/?)
