@@ -30,6 +30,9 @@ func walk(t *testing.T, db *sql.DB, off, size int) []string {
 		}
 		ids = append(ids, id)
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return ids
 }
 

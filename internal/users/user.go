@@ -229,14 +229,6 @@ func toUser(r sqlcgen.User) User {
 	}
 }
 
-func toUsers(rows []sqlcgen.User) []User {
-	out := make([]User, len(rows))
-	for i, r := range rows {
-		out[i] = toUser(r)
-	}
-	return out
-}
-
 func toAuditEntry(r sqlcgen.UserAudit) AuditEntry {
 	var fields []string
 	if r.ChangedFields != "" {
