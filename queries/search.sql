@@ -52,9 +52,9 @@ FOR UPDATE;
 -- name: DeleteSearchPending :execrows
 DELETE FROM search_pending WHERE seq IN (sqlc.slice(seqs));
 
--- How much each gram's postings weigh, to read the rarest grams first (index range on the
--- primary key; the blobs are not sent).
+-- How many users each gram has, to read the rarest grams first (a range of the primary key;
+-- the bitmaps themselves are not read).
 -- name: SearchGramSizes :many
-SELECT gram, CAST(SUM(LENGTH(seqs)) AS SIGNED) AS size FROM search_segments
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size FROM search_segments
 WHERE gram IN (sqlc.slice(grams))
 GROUP BY gram;

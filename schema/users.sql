@@ -128,6 +128,8 @@ CREATE TABLE search_segments (
   gram    VARBINARY(16) NOT NULL,
   segment BIGINT UNSIGNED NOT NULL,
   seqs    MEDIUMBLOB NOT NULL,
+  -- how many seqs the bitmap holds, so that a query finds its rarest grams without reading blobs
+  n       INT UNSIGNED NOT NULL DEFAULT 0,
   PRIMARY KEY (gram, segment)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

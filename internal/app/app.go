@@ -62,7 +62,7 @@ Usage:
                                        consistent dump (--single-transaction) with mariadb-dump/mysqldump
   usersvc restore --in FILE[.gz] [--vault]
                                        load a dump into the (new, empty) database DATABASE_URL names
-  usersvc seed --count N [--workers <cores>] [--batch 4096]
+  usersvc seed --count N [--workers <cores>] [--batch 16384]
                                        bulk-load N valid users (benchmarks)
   usersvc bench [--url URL] [--key KEY] [--concurrency 16] [--duration 10s] [--readme README.md]
                                        load-test a running service against the database's own limit

@@ -129,15 +129,15 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	fs := newFlagSet("seed", stderr)
 	count := fs.Int("count", 1000, "users to load")
 	workers := fs.Int("workers", runtime.NumCPU(), "parallel transactions (more than the cores only adds contention)")
-	batch := fs.Int("batch", 4096, "users per transaction and per search segment (at most 4096)")
+	batch := fs.Int("batch", 16384, "users per transaction and per search segment")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *count < 1 {
 		return errors.New("--count must be at least 1")
 	}
-	if *batch < 1 || *batch > 4096 {
-		return errors.New("--batch must be 1 to 4096 (MySQL allows 65,535 placeholders per statement)")
+	if *batch < 1 || *batch > 65536 {
+		return errors.New("--batch must be 1 to 65536")
 	}
 	_, db, v, closeAll, err := openForMaintenance(ctx, getenv)
 	if err != nil {

@@ -37,9 +37,9 @@ const compactBase = uint64(1) << 32
 // compactor, which holds the rows it replaces locked; a bulk load's segments are new rows, and a
 // collision is an error rather than a silent overwrite.
 const (
-	segmentsPrefix = "INSERT INTO search_segments (gram, segment, seqs) VALUES "
-	segmentsRow    = "(?, ?, ?)"
-	segmentsUpsert = " ON DUPLICATE KEY UPDATE seqs = VALUES(seqs)"
+	segmentsPrefix = "INSERT INTO search_segments (gram, segment, seqs, n) VALUES "
+	segmentsRow    = "(?, ?, ?, ?)"
+	segmentsUpsert = " ON DUPLICATE KEY UPDATE seqs = VALUES(seqs), n = VALUES(n)"
 	segmentsPerSQL = 500
 )
 
@@ -52,7 +52,7 @@ func writeSegments(ctx context.Context, tx sqlcgen.DBTX, segment func(gram strin
 	slices.Sort(grams) // primary key order: fewer page splits, and a fixed lock order
 	for len(grams) > 0 {
 		n := min(len(grams), segmentsPerSQL)
-		args := make([]any, 0, 3*n)
+		args := make([]any, 0, 4*n)
 		for _, g := range grams[:n] {
 			b := p[g]
 			b.RunOptimize()
@@ -60,7 +60,7 @@ func writeSegments(ctx context.Context, tx sqlcgen.DBTX, segment func(gram strin
 			if err != nil {
 				return err
 			}
-			args = append(args, []byte(g), segment(g), blob)
+			args = append(args, []byte(g), segment(g), blob, b.GetCardinality())
 		}
 		stmt := segmentsPrefix + strings.TrimSuffix(strings.Repeat(segmentsRow+", ", n), ", ")
 		if upsert {

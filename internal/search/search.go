@@ -90,7 +90,7 @@ func fieldGrams(f string) []string {
 // MaxQueryGrams bounds the grams whose sizes a long query looks up (it then reads the rarest
 // first). Fewer grams only widen the candidate set (verification keeps the result exact), so the
 // grams are taken evenly across the query.
-const MaxQueryGrams = 8
+const MaxQueryGrams = 24
 
 // Query is a folded search text and how the index is read for it.
 type Query struct {

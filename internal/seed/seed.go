@@ -104,6 +104,10 @@ func Person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
 		Aadhaar: a, PAN: p, CurrentAddress: addr, PermanentAddress: addr}, true
 }
 
+// perStatement is the users in one INSERT: 4,096 x 14 columns stays under MySQL's 65,535
+// placeholders per statement.
+const perStatement = 4096
+
 // seedSpan is how far back seeded users were created.
 const seedSpan = 2 * 365 * 24 * time.Hour
 
@@ -131,8 +135,8 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 	}
 	if opts.Batch <= 0 {
 		// One batch is one transaction and one search segment per gram: large batches keep the
-		// segment count low (4096 users x 14 columns stays under MySQL's 65,535 placeholders).
-		opts.Batch = 4096
+		// segment count low, and so the rows a search reads per gram.
+		opts.Batch = 16384
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -242,26 +246,32 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 			uuid.NewString())
 	}
 	return mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, rows(bulkVaultPrefix, bulkVaultRow, 2*len(batch)), vaultArgs...); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, rows(bulkUsersPrefix, bulkUsersRow, len(batch)), userArgs...)
-		if err != nil {
-			return err
-		}
 		q := sqlcgen.New(tx)
 		p := search.Postings{}
-		if consecutive {
+		// One statement per perStatement users (MySQL allows 65,535 placeholders in one).
+		for lo := 0; lo < len(batch); lo += perStatement {
+			hi := min(lo+perStatement, len(batch))
+			if _, err := tx.ExecContext(ctx, rows(bulkVaultPrefix, bulkVaultRow, 2*(hi-lo)), vaultArgs[14*lo:14*hi]...); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, rows(bulkUsersPrefix, bulkUsersRow, hi-lo), userArgs[14*lo:14*hi]...)
+			if err != nil {
+				return err
+			}
+			if !consecutive {
+				continue
+			}
 			// innodb_autoinc_lock_mode 0 or 1: a multi-row INSERT gets consecutive values, in
 			// the order of its rows, starting at LAST_INSERT_ID().
 			first, err := res.LastInsertId()
 			if err != nil {
 				return err
 			}
-			for i := range batch {
-				p.Add(uint32(first)+uint32(i), batch[i].Name, batch[i].Email.Display())
+			for i := lo; i < hi; i++ {
+				p.Add(uint32(first)+uint32(i-lo), batch[i].Name, batch[i].Email.Display())
 			}
-		} else {
+		}
+		if !consecutive {
 			seqs, err := q.GetUserSeqs(ctx, ids)
 			if err != nil {
 				return err

@@ -46,6 +46,7 @@ type SearchSegment struct {
 	Gram    []byte
 	Segment uint64
 	Seqs    []byte
+	N       uint32
 }
 
 type User struct {

@@ -289,7 +289,7 @@ func (q *Queries) LockSearchPending(ctx context.Context, limit int32) ([]uint32,
 }
 
 const searchGramSizes = `-- name: SearchGramSizes :many
-SELECT gram, CAST(SUM(LENGTH(seqs)) AS SIGNED) AS size FROM search_segments
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size FROM search_segments
 WHERE gram IN (/*SLICE:grams*/?)
 GROUP BY gram
 `
@@ -299,8 +299,8 @@ type SearchGramSizesRow struct {
 	Size int64
 }
 
-// How much each gram's postings weigh, to read the rarest grams first (index range on the
-// primary key; the blobs are not sent).
+// How many users each gram has, to read the rarest grams first (a range of the primary key;
+// the bitmaps themselves are not read).
 func (q *Queries) SearchGramSizes(ctx context.Context, grams [][]byte) ([]SearchGramSizesRow, error) {
 	query := searchGramSizes
 	var queryParams []interface{}
