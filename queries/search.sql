@@ -53,8 +53,9 @@ FOR UPDATE;
 DELETE FROM search_pending WHERE seq IN (sqlc.slice(seqs));
 
 -- How many users each gram has, to read the rarest grams first (a range of the primary key;
--- the bitmaps themselves are not read).
+-- the bitmaps themselves are not read). Segments only grow, so the three numbers also tell a
+-- replica whether the postings it has cached for a gram are still current.
 -- name: SearchGramSizes :many
-SELECT gram, CAST(SUM(n) AS SIGNED) AS size FROM search_segments
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest FROM search_segments
 WHERE gram IN (sqlc.slice(grams))
 GROUP BY gram;

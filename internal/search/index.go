@@ -90,7 +90,7 @@ func WriteBulk(ctx context.Context, tx sqlcgen.DBTX, p Postings) error {
 }
 
 // Candidates returns the seqs of users that may match q: indexed postings and every pending user.
-func Candidates(ctx context.Context, q *sqlcgen.Queries, query Query) (*roaring.Bitmap, error) {
+func Candidates(ctx context.Context, q *sqlcgen.Queries, cache *Cache, query Query) (*roaring.Bitmap, error) {
 	out := roaring.New()
 	if len(query.Grams) == 0 {
 		rows, err := q.SearchSegmentsPrefix(ctx, sqlcgen.SearchSegmentsPrefixParams{Lo: query.Lo, Hi: query.Hi})
@@ -108,7 +108,7 @@ func Candidates(ctx context.Context, q *sqlcgen.Queries, query Query) (*roaring.
 		out = roaring.FastOr(parts...)
 	} else {
 		var err error
-		if out, err = intersectRarest(ctx, q, query.Grams); err != nil {
+		if out, err = intersectRarest(ctx, q, cache, query.Grams); err != nil {
 			return nil, err
 		}
 	}
@@ -127,7 +127,7 @@ const enoughCandidates = 64
 // intersectRarest intersects the postings of grams, rarest first (by the size of their
 // segments), and stops once few candidates are left: verification makes the result exact either
 // way, and a common gram's postings are the expensive part of a query.
-func intersectRarest(ctx context.Context, q *sqlcgen.Queries, grams []string) (*roaring.Bitmap, error) {
+func intersectRarest(ctx context.Context, q *sqlcgen.Queries, cache *Cache, grams []string) (*roaring.Bitmap, error) {
 	keys := make([][]byte, len(grams))
 	for i, g := range grams {
 		keys[i] = []byte(g)
@@ -142,23 +142,12 @@ func intersectRarest(ctx context.Context, q *sqlcgen.Queries, grams []string) (*
 	slices.SortFunc(sizes, func(a, b sqlcgen.SearchGramSizesRow) int { return int(a.Size - b.Size) })
 	var out *roaring.Bitmap
 	for _, g := range sizes {
-		rows, err := q.SearchSegments(ctx, [][]byte{g.Gram})
+		postings, err := gramPostings(ctx, q, cache, g)
 		if err != nil {
 			return nil, err
 		}
-		parts := make([]*roaring.Bitmap, 0, len(rows))
-		for _, r := range rows {
-			b := roaring.New()
-			if err := b.UnmarshalBinary(r.Seqs); err != nil {
-				return nil, fmt.Errorf("search segment %x: %w", r.Gram, err)
-			}
-			parts = append(parts, b)
-		}
-		// FastOr unites through bitmap containers: an in-place Or into run containers adds
-		// value by value, which was most of a common query's time.
-		postings := roaring.FastOr(parts...)
 		if out == nil {
-			out = postings
+			out = postings.Clone() // the cache's copy is shared
 		} else {
 			out.And(postings)
 		}
@@ -167,6 +156,33 @@ func intersectRarest(ctx context.Context, q *sqlcgen.Queries, grams []string) (*
 		}
 	}
 	return out, nil
+}
+
+// gramPostings returns every seq that has gram: from the cache when its segments are unchanged,
+// else read from the segments (and cached).
+func gramPostings(ctx context.Context, q *sqlcgen.Queries, cache *Cache, g sqlcgen.SearchGramSizesRow) (*roaring.Bitmap, error) {
+	v := gramVersion{size: g.Size, segments: g.Segments, newest: g.Newest}
+	if b := cache.get(string(g.Gram), v); b != nil {
+		return b, nil
+	}
+	rows, err := q.SearchSegments(ctx, [][]byte{g.Gram})
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]*roaring.Bitmap, 0, len(rows))
+	for _, r := range rows {
+		b := roaring.New()
+		if err := b.UnmarshalBinary(r.Seqs); err != nil {
+			return nil, fmt.Errorf("search segment %x: %w", r.Gram, err)
+		}
+		parts = append(parts, b)
+	}
+	// FastOr unites through bitmap containers: an in-place Or into run containers adds value by
+	// value, which was most of a common query's time.
+	postings := roaring.FastOr(parts...)
+	// Within one snapshot the sizes and the segments agree, so the version describes postings.
+	cache.put(string(g.Gram), v, postings)
+	return postings, nil
 }
 
 // ExactLimit is how many candidates a search verifies to give an exact total. Past it, only the
@@ -184,8 +200,8 @@ type Result struct {
 }
 
 // Find returns the page [offset, offset+limit) of the users matching q, newest-registered first.
-func Find(ctx context.Context, q *sqlcgen.Queries, query Query, offset, limit int) (Result, error) {
-	cands, err := Candidates(ctx, q, query)
+func Find(ctx context.Context, q *sqlcgen.Queries, cache *Cache, query Query, offset, limit int) (Result, error) {
+	cands, err := Candidates(ctx, q, cache, query)
 	if err != nil {
 		return Result{}, err
 	}

@@ -3,9 +3,12 @@ package search
 import (
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/RoaringBitmap/roaring/v2"
 )
 
 func TestFold(t *testing.T) {
@@ -107,5 +110,41 @@ func TestDocGramsPadShortFields(t *testing.T) {
 		if n := utf8.RuneCountInString(strings.TrimSuffix(g, pad)); n < 2 || n > 3 {
 			t.Errorf("gram %q has %d characters", g, n)
 		}
+	}
+}
+
+func TestCacheVersionsAndBudget(t *testing.T) {
+	c := NewCache(256 << 10)
+	a := roaring.BitmapOf(1, 2, 3)
+	v1 := gramVersion{size: 3, segments: 1, newest: 1}
+	c.put("abc", v1, a)
+	if c.get("abc", v1) != a {
+		t.Fatal("a fresh entry is not returned")
+	}
+	if c.get("abc", gramVersion{size: 4, segments: 1, newest: 1}) != nil {
+		t.Fatal("an entry of another version is returned")
+	}
+	if c.get("abc", v1) != nil {
+		t.Fatal("a stale entry was kept")
+	}
+	big := roaring.New()
+	big.AddRange(0, 1<<20) // 128 KB of bitmap containers once it is not a run: over a quarter
+	for i := uint32(0); i < 1<<20; i += 2 {
+		big.Remove(i)
+	}
+	c.put("big", v1, big)
+	if c.get("big", v1) != nil {
+		t.Fatal("an entry over a quarter of the budget was cached")
+	}
+	for i := 0; i < 200; i++ {
+		b := roaring.New()
+		b.AddRange(uint64(i)<<16, uint64(i)<<16+4096)
+		for j := uint32(0); j < 4096; j += 2 {
+			b.Remove(uint32(i)<<16 + j)
+		}
+		c.put(string(rune('a'+i%26))+strconv.Itoa(i), v1, b)
+	}
+	if c.used > c.budget || c.lru.Len() >= 200 || c.lru.Len() != len(c.entries) {
+		t.Fatalf("%d bytes used in %d entries, budget %d", c.used, c.lru.Len(), c.budget)
 	}
 }

@@ -289,18 +289,21 @@ func (q *Queries) LockSearchPending(ctx context.Context, limit int32) ([]uint32,
 }
 
 const searchGramSizes = `-- name: SearchGramSizes :many
-SELECT gram, CAST(SUM(n) AS SIGNED) AS size FROM search_segments
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest FROM search_segments
 WHERE gram IN (/*SLICE:grams*/?)
 GROUP BY gram
 `
 
 type SearchGramSizesRow struct {
-	Gram []byte
-	Size int64
+	Gram     []byte
+	Size     int64
+	Segments int64
+	Newest   int64
 }
 
 // How many users each gram has, to read the rarest grams first (a range of the primary key;
-// the bitmaps themselves are not read).
+// the bitmaps themselves are not read). Segments only grow, so the three numbers also tell a
+// replica whether the postings it has cached for a gram are still current.
 func (q *Queries) SearchGramSizes(ctx context.Context, grams [][]byte) ([]SearchGramSizesRow, error) {
 	query := searchGramSizes
 	var queryParams []interface{}
@@ -320,7 +323,12 @@ func (q *Queries) SearchGramSizes(ctx context.Context, grams [][]byte) ([]Search
 	var items []SearchGramSizesRow
 	for rows.Next() {
 		var i SearchGramSizesRow
-		if err := rows.Scan(&i.Gram, &i.Size); err != nil {
+		if err := rows.Scan(
+			&i.Gram,
+			&i.Size,
+			&i.Segments,
+			&i.Newest,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

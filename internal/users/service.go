@@ -26,7 +26,12 @@ type Service struct {
 	read  *sql.DB // reads that tolerate replication lag (lists, search, audit); db by default
 	vault *vault.Vault
 	now   func() time.Time
+	// searchCache keeps common grams' postings (user seqs, no personal data) between searches.
+	searchCache *search.Cache
 }
+
+// SearchCacheBytes bounds the memory of a replica's search cache.
+const SearchCacheBytes = 32 << 20
 
 // WithReadReplica sends the reads that tolerate lag (lists, search, history) to replica. Reads
 // of one user by id stay on the primary, so a client always sees its own writes.
@@ -42,7 +47,7 @@ func NewService(db *sql.DB, v *vault.Vault, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, read: db, vault: v, now: now}
+	return &Service{db: db, read: db, vault: v, now: now, searchCache: search.NewCache(SearchCacheBytes)}
 }
 
 // reveal fills u's Aadhaar and PAN from the vault. An entry that is gone (erased) stays empty.
@@ -662,7 +667,7 @@ func (s *Service) Search(ctx context.Context, text string, p Page) (PageOf[User]
 		return out, nil
 	}
 	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
-		res, err := search.Find(ctx, q, query, int(p.Offset()), p.Size)
+		res, err := search.Find(ctx, q, s.searchCache, query, int(p.Offset()), p.Size)
 		if err != nil {
 			return err
 		}
