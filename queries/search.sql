@@ -5,9 +5,6 @@
 -- name: SearchSegments :many
 SELECT gram, seqs FROM search_segments WHERE gram IN (sqlc.slice(grams));
 
--- name: SearchSegmentsPrefix :many
-SELECT gram, seqs FROM search_segments WHERE gram >= sqlc.arg(lo) AND gram < sqlc.arg(hi);
-
 -- Users changed since the last compaction (a small table: the compactor's lag).
 -- name: ListSearchPending :many
 SELECT seq FROM search_pending;
@@ -58,4 +55,10 @@ DELETE FROM search_pending WHERE seq IN (sqlc.slice(seqs));
 -- name: SearchGramSizes :many
 SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest FROM search_segments
 WHERE gram IN (sqlc.slice(grams))
+GROUP BY gram;
+
+-- The same for every gram that starts with a two-character query.
+-- name: SearchGramSizesPrefix :many
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest FROM search_segments
+WHERE gram >= sqlc.arg(lo) AND gram < sqlc.arg(hi)
 GROUP BY gram;

@@ -106,7 +106,7 @@ func TestExplainEveryStatement(t *testing.T) {
 		"GetUsersByIDs":            {f.id},
 		"SearchSegments":           {[]byte("sha")},
 		"SearchGramSizes":          {[]byte("sha")},
-		"SearchSegmentsPrefix":     {[]byte("sh"), []byte("si")},
+		"SearchGramSizesPrefix":    {[]byte("sh"), []byte("si")},
 		"ListSearchPending":        {},
 		"AddSearchPending":         {f.seq},
 		"SearchVerifyUsers":        {f.seq},

@@ -93,15 +93,15 @@ func WriteBulk(ctx context.Context, tx sqlcgen.DBTX, p Postings) error {
 func Candidates(ctx context.Context, q *sqlcgen.Queries, cache *Cache, query Query) (*roaring.Bitmap, error) {
 	out := roaring.New()
 	if len(query.Grams) == 0 {
-		rows, err := q.SearchSegmentsPrefix(ctx, sqlcgen.SearchSegmentsPrefixParams{Lo: query.Lo, Hi: query.Hi})
+		sizes, err := q.SearchGramSizesPrefix(ctx, sqlcgen.SearchGramSizesPrefixParams{Lo: query.Lo, Hi: query.Hi})
 		if err != nil {
 			return nil, err
 		}
-		parts := make([]*roaring.Bitmap, 0, len(rows))
-		for _, r := range rows {
-			b := roaring.New()
-			if err := b.UnmarshalBinary(r.Seqs); err != nil {
-				return nil, fmt.Errorf("search segment %x: %w", r.Gram, err)
+		parts := make([]*roaring.Bitmap, 0, len(sizes))
+		for _, g := range sizes {
+			b, err := gramPostings(ctx, q, cache, sqlcgen.SearchGramSizesRow(g))
+			if err != nil {
+				return nil, err
 			}
 			parts = append(parts, b)
 		}

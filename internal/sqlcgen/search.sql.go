@@ -342,6 +342,53 @@ func (q *Queries) SearchGramSizes(ctx context.Context, grams [][]byte) ([]Search
 	return items, nil
 }
 
+const searchGramSizesPrefix = `-- name: SearchGramSizesPrefix :many
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest FROM search_segments
+WHERE gram >= ? AND gram < ?
+GROUP BY gram
+`
+
+type SearchGramSizesPrefixParams struct {
+	Lo []byte
+	Hi []byte
+}
+
+type SearchGramSizesPrefixRow struct {
+	Gram     []byte
+	Size     int64
+	Segments int64
+	Newest   int64
+}
+
+// The same for every gram that starts with a two-character query.
+func (q *Queries) SearchGramSizesPrefix(ctx context.Context, arg SearchGramSizesPrefixParams) ([]SearchGramSizesPrefixRow, error) {
+	rows, err := q.db.QueryContext(ctx, searchGramSizesPrefix, arg.Lo, arg.Hi)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SearchGramSizesPrefixRow
+	for rows.Next() {
+		var i SearchGramSizesPrefixRow
+		if err := rows.Scan(
+			&i.Gram,
+			&i.Size,
+			&i.Segments,
+			&i.Newest,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const searchSegments = `-- name: SearchSegments :many
 
 SELECT gram, seqs FROM search_segments WHERE gram IN (/*SLICE:grams*/?)
@@ -374,43 +421,6 @@ func (q *Queries) SearchSegments(ctx context.Context, grams [][]byte) ([]SearchS
 	var items []SearchSegmentsRow
 	for rows.Next() {
 		var i SearchSegmentsRow
-		if err := rows.Scan(&i.Gram, &i.Seqs); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const searchSegmentsPrefix = `-- name: SearchSegmentsPrefix :many
-SELECT gram, seqs FROM search_segments WHERE gram >= ? AND gram < ?
-`
-
-type SearchSegmentsPrefixParams struct {
-	Lo []byte
-	Hi []byte
-}
-
-type SearchSegmentsPrefixRow struct {
-	Gram []byte
-	Seqs []byte
-}
-
-func (q *Queries) SearchSegmentsPrefix(ctx context.Context, arg SearchSegmentsPrefixParams) ([]SearchSegmentsPrefixRow, error) {
-	rows, err := q.db.QueryContext(ctx, searchSegmentsPrefix, arg.Lo, arg.Hi)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []SearchSegmentsPrefixRow
-	for rows.Next() {
-		var i SearchSegmentsPrefixRow
 		if err := rows.Scan(&i.Gram, &i.Seqs); err != nil {
 			return nil, err
 		}
