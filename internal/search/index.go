@@ -91,7 +91,7 @@ func WriteBulk(ctx context.Context, tx sqlcgen.DBTX, p Postings) error {
 
 // Candidates returns the seqs of users that may match q: indexed postings and every pending user.
 func Candidates(ctx context.Context, q *sqlcgen.Queries, cache *Cache, query Query) (*roaring.Bitmap, error) {
-	out := roaring.New()
+	var out *roaring.Bitmap
 	if len(query.Grams) == 0 {
 		sizes, err := q.SearchGramSizesPrefix(ctx, sqlcgen.SearchGramSizesPrefixParams{Lo: query.Lo, Hi: query.Hi})
 		if err != nil {
