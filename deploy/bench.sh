@@ -24,4 +24,4 @@ for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8089/readyz >/dev/null && br
 # A client key as most clients have it: no users:pii (with it every read is an audited write).
 key=$(./bin/usersvc apikey create --name "bench-$(date +%s)" --scopes users:read,users:write,users:delete 2>/dev/null)
 ./bin/usersvc bench --url http://127.0.0.1:8089 --key "$key" \
-  --concurrency "${BENCH_CONCURRENCY:-16}" --duration "${BENCH_DURATION:-10s}" --readme README.md
+  --concurrency "${BENCH_CONCURRENCY:-16,4}" --duration "${BENCH_DURATION:-10s}" --readme README.md

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,7 +155,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs := newFlagSet("bench", stderr)
 	url := fs.String("url", "http://127.0.0.1:8000", "the running service")
 	key := fs.String("key", getenv("USERSVC_API_KEY"), "API key with users:read, users:write, users:delete (default $USERSVC_API_KEY)")
-	conc := fs.Int("concurrency", 16, "concurrent clients")
+	conc := fs.String("concurrency", "16", "concurrent clients; a comma-separated list runs the whole suite at each")
 	dur := fs.Duration("duration", 10*time.Second, "time per endpoint")
 	readme := fs.String("readme", "", "rewrite the table between the bench markers of this file")
 	only := fs.String("only", "", "measure only the endpoints whose name contains this")
@@ -164,21 +165,33 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if *key == "" {
 		return errors.New("--key (or USERSVC_API_KEY) is required")
 	}
-	_, db, err := openMain(ctx, getenv, *conc+2)
+	var levels []int
+	for _, f := range strings.Split(*conc, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 1 {
+			return fmt.Errorf("--concurrency: %q is not a positive number", f)
+		}
+		levels = append(levels, c)
+	}
+	_, db, err := openMain(ctx, getenv, slices.Max(levels)+2)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	var n int64
-	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE is_deleted = FALSE").Scan(&n); err != nil {
-		return err
+	var tables []string
+	for _, c := range levels {
+		var n int64
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE is_deleted = FALSE").Scan(&n); err != nil {
+			return err
+		}
+		o := bench.Options{URL: strings.TrimRight(*url, "/"), Key: *key, DB: db, Concurrency: c, Duration: *dur, Out: stderr, Only: *only}
+		rows, rss, err := bench.Run(ctx, o)
+		if err != nil {
+			return err
+		}
+		tables = append(tables, bench.Table(rows, rss, o, n))
 	}
-	o := bench.Options{URL: strings.TrimRight(*url, "/"), Key: *key, DB: db, Concurrency: *conc, Duration: *dur, Out: stderr, Only: *only}
-	rows, rss, err := bench.Run(ctx, o)
-	if err != nil {
-		return err
-	}
-	table := bench.Table(rows, rss, o, n)
+	table := strings.Join(tables, "\n")
 	fmt.Fprint(stdout, table)
 	if *readme != "" {
 		return replaceBetween(*readme, "<!-- bench:start -->", "<!-- bench:end -->", table)
