@@ -27,13 +27,17 @@ import (
 
 	"github.com/usersvc/usersvc/internal/seed"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
+	"github.com/usersvc/usersvc/internal/users"
 )
 
 // Options configures a run.
 type Options struct {
-	URL         string // the service, e.g. http://127.0.0.1:8000
-	Key         string // an API key with users:read, users:write, users:delete
-	DB          *sql.DB
+	URL string // the service, e.g. http://127.0.0.1:8000
+	Key string // an API key with users:read, users:write, users:delete
+	DB  *sql.DB
+	// Service, when set, is measured in-process too (create without HTTP, Redis or auth), to
+	// separate the database's share of a create from the service's.
+	Service     *users.Service
 	Concurrency int
 	Duration    time.Duration // per endpoint
 	Out         io.Writer
@@ -191,6 +195,24 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		return rawInsert(ctx, o.DB, &cand, tag, now)
 	})
 	rows = append(rows, point, insert)
+	if o.Service != nil {
+		r := measure(ctx, o, "in-process get by id (no HTTP)", func(ctx context.Context, _ int, _ int64) error {
+			_, err := o.Service.Get(ctx, users.Caller{Actor: "bench"}, pick(), false)
+			return err
+		})
+		r.Baseline, r.Ratio = point.Name, r.Rate/point.Rate
+		rows = append(rows, r)
+		r = measure(ctx, o, "in-process create (no HTTP)", func(ctx context.Context, _ int, _ int64) error {
+			for {
+				if p, ok := seed.Person(cand.Add(1), tag, now); ok {
+					_, err := o.Service.Create(ctx, users.Caller{Actor: "bench"}, p)
+					return err
+				}
+			}
+		})
+		r.Baseline, r.Ratio = insert.Name, r.Rate/insert.Rate
+		rows = append(rows, r)
+	}
 	type ep struct {
 		name, base string
 		fn         op
