@@ -218,6 +218,10 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		fn         op
 	}
 	for _, e := range []ep{
+		// The HTTP floor: no database, Redis or auth. No endpoint can beat this ratio here.
+		{"GET /healthz (HTTP only)", "point", func(ctx context.Context, _ int, _ int64) error {
+			return call(ctx, "GET", "/healthz", nil, 200)
+		}},
 		{"GET /users/{id}", "point", func(ctx context.Context, _ int, _ int64) error {
 			return call(ctx, "GET", "/api/v1/users/"+pick(), nil, 200)
 		}},
