@@ -17,31 +17,47 @@ DELETE FROM user_counts;
 -- name: CountUserCountSlots :one
 SELECT COUNT(*) FROM user_counts;
 
--- name: AddLiveUsersOnDay :exec
-INSERT INTO user_day_counts (day, slot, live) VALUES (sqlc.arg(day), sqlc.arg(slot), sqlc.arg(delta))
+-- One row per unit: the day, hour and minute of the user's creation (see user_time_counts).
+-- name: AddLiveUsersAt :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES
+  (1, sqlc.arg(day), sqlc.arg(slot), sqlc.arg(delta)),
+  (2, sqlc.arg(hour), sqlc.arg(slot), sqlc.arg(delta)),
+  (3, sqlc.arg(minute), sqlc.arg(slot), sqlc.arg(delta))
 ON DUPLICATE KEY UPDATE live = live + sqlc.arg(delta);
 
--- Live users per day for the days in (lo, hi], newest first: a page by number reads these in
--- windows until it reaches its offset.
--- name: ListDayCounts :many
-SELECT day, CAST(SUM(live) AS SIGNED) AS live FROM user_day_counts
-WHERE day > sqlc.arg(lo) AND day <= sqlc.arg(hi)
-GROUP BY day
-ORDER BY day DESC;
+-- Live users per bucket of one unit for the buckets in (lo, hi], newest first: a page by number
+-- reads these until it reaches its offset.
+-- name: ListTimeCounts :many
+SELECT bucket, CAST(SUM(live) AS SIGNED) AS live FROM user_time_counts
+WHERE unit = sqlc.arg(unit) AND bucket > sqlc.arg(lo) AND bucket <= sqlc.arg(hi)
+GROUP BY bucket
+ORDER BY bucket DESC;
 
 -- name: OldestCountedDay :one
-SELECT CAST(COALESCE(MIN(day), 0) AS SIGNED) AS day FROM user_day_counts;
+SELECT CAST(COALESCE(MIN(bucket), 0) AS SIGNED) AS day FROM user_time_counts WHERE unit = 1;
 
--- name: LockUserDayCounts :many
-SELECT day FROM user_day_counts FOR UPDATE;
+-- name: LockUserTimeCounts :many
+SELECT unit FROM user_time_counts FOR UPDATE;
 
--- name: ClearUserDayCounts :exec
-DELETE FROM user_day_counts;
+-- name: ClearUserTimeCounts :exec
+DELETE FROM user_time_counts;
 
+-- Recount (migrate): the buckets from created_at itself, stored in UTC (no session time zone).
 -- name: FillUserDayCounts :exec
-INSERT INTO user_day_counts (day, slot, live)
-SELECT DATEDIFF(created_at, '1970-01-01'), 0, COUNT(*) FROM users WHERE is_deleted = FALSE
+INSERT INTO user_time_counts (unit, bucket, slot, live)
+SELECT 1, DATEDIFF(created_at, '1970-01-01'), 0, COUNT(*) FROM users WHERE is_deleted = FALSE
 GROUP BY DATEDIFF(created_at, '1970-01-01');
 
--- name: CountUserDayCountRows :one
-SELECT COUNT(*) FROM user_day_counts;
+-- name: FillUserHourCounts :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live)
+SELECT 2, DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at), 0, COUNT(*) FROM users WHERE is_deleted = FALSE
+GROUP BY DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at);
+
+-- name: FillUserMinuteCounts :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live)
+SELECT 3, (DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at), 0, COUNT(*)
+FROM users WHERE is_deleted = FALSE
+GROUP BY (DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at);
+
+-- name: CountUserTimeCountRows :one
+SELECT COUNT(*) FROM user_time_counts;

@@ -148,8 +148,8 @@ LEFT JOIN pii_vault a ON a.ref = u.aadhaar_ref
 LEFT JOIN pii_vault p ON p.ref = u.pan_ref
 WHERE u.id = ? AND u.is_deleted = FALSE;
 
--- Pages by number past the first few: the rows created before a day's end, from an offset within
--- that day (see user_day_counts), on the same covering index.
+-- Pages by number past the first few: the rows created before a minute's end, from an offset within
+-- that minute (see user_time_counts), on the same covering index.
 -- name: ListLiveUserIDsBefore :many
 SELECT id FROM users
 WHERE is_deleted = FALSE AND created_at < ?

@@ -141,14 +141,17 @@ CREATE TABLE search_pending (
   PRIMARY KEY (seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- user_day_counts: live users per creation day (days since 1970-01-01, UTC), 16 slots per day as
--- in user_counts, kept in the same transactions. A page by number sums the days newest first to
--- find the day that holds its first row, then walks the index only within that day, so page 5,000
--- costs a few dozen day rows plus one day's users instead of 50,000 index entries. `usersvc
--- migrate` fills it when it is empty.
-CREATE TABLE user_day_counts (
-  day  INT UNSIGNED NOT NULL,
-  slot TINYINT UNSIGNED NOT NULL,
-  live BIGINT NOT NULL,
-  PRIMARY KEY (day, slot)
+-- user_time_counts: live users per creation day, hour and minute (unit 1, 2, 3; bucket = whole
+-- days, hours or minutes since 1970-01-01 UTC), 16 slots per bucket as in user_counts, kept in the
+-- same transactions by one three-row upsert. A page by number sums days newest first to find the
+-- day that holds its first row, then that day's hours, then that hour's minutes, and walks the
+-- index only within that minute: page 5,000 costs a few dozen count rows and one minute's users
+-- instead of 50,000 index entries, even inside a burst of registrations. `usersvc migrate` fills it
+-- when it is empty.
+CREATE TABLE user_time_counts (
+  unit   TINYINT UNSIGNED NOT NULL,
+  bucket INT UNSIGNED NOT NULL,
+  slot   TINYINT UNSIGNED NOT NULL,
+  live   BIGINT NOT NULL,
+  PRIMARY KEY (unit, bucket, slot)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -319,7 +319,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-// initLiveCount fills the maintained live-user counts (user_counts, user_day_counts) when one is
+// initLiveCount fills the maintained live-user counts (user_counts, user_time_counts) when one is
 // empty (the table is new, or the database was restored from a dump without it).
 func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error {
 	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 1})
@@ -331,7 +331,7 @@ func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error 
 	if err != nil {
 		return err
 	}
-	days, err := sqlcgen.New(db).CountUserDayCountRows(ctx)
+	days, err := sqlcgen.New(db).CountUserTimeCountRows(ctx)
 	if err != nil {
 		return err
 	}

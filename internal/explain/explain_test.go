@@ -18,7 +18,9 @@ import (
 // allowed lists the statements that may scan or sort a whole table, and why.
 var allowed = map[string]string{
 	"CountLiveUsers":           "only `usersvc migrate` runs it, once, to fill user_counts",
-	"FillUserDayCounts":        "only `usersvc migrate` runs it, once, to fill user_day_counts",
+	"FillUserDayCounts":        "only `usersvc migrate` runs it, once, to fill user_time_counts",
+	"FillUserHourCounts":       "only `usersvc migrate` runs it, once, to fill user_time_counts",
+	"FillUserMinuteCounts":     "only `usersvc migrate` runs it, once, to fill user_time_counts",
 	"ListAPIKeys":              "api_keys has one row per client; `apikey list` is an admin command",
 	"CountVaultEntriesToRekey": "key rotation is a batch job that visits every entry by design",
 	"ListVaultEntriesToRekey":  "key rotation is a batch job that visits every entry by design",
@@ -43,7 +45,7 @@ func TestExplainEveryStatement(t *testing.T) {
 	for _, stmt := range []string{
 		"UPDATE users SET is_deleted = TRUE, deleted_at = created_at WHERE id LIKE '%0'", // about 1 in 16 deleted
 		"INSERT INTO user_audit (user_id, action, changed_fields, version, created_at) SELECT id, 'create', 'name', version, created_at FROM users",
-		"ANALYZE TABLE users, user_audit, pii_vault, search_segments, user_day_counts",
+		"ANALYZE TABLE users, user_audit, pii_vault, search_segments, user_time_counts",
 	} {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			t.Fatal(err)
@@ -76,13 +78,15 @@ func TestExplainEveryStatement(t *testing.T) {
 		"LockUserCounts":              {},
 		"ClearUserCounts":             {},
 		"CountUserCountSlots":         {},
-		"AddLiveUsersOnDay":           {20000, 3, 1, 1},
-		"ListDayCounts":               {20000, 20064},
+		"AddLiveUsersAt":              {20000, 3, 1, 480000, 3, 1, 28800000, 3, 1, 1},
+		"ListTimeCounts":              {1, 20000, 20064},
 		"OldestCountedDay":            {},
-		"LockUserDayCounts":           {},
-		"ClearUserDayCounts":          {},
+		"LockUserTimeCounts":          {},
+		"ClearUserTimeCounts":         {},
 		"FillUserDayCounts":           {},
-		"CountUserDayCountRows":       {},
+		"FillUserHourCounts":          {},
+		"FillUserMinuteCounts":        {},
+		"CountUserTimeCountRows":      {},
 		"ListLiveUserIDsBefore":       {f.created, 10, 1000},
 		"InsertIdempotencyKey":        {key, key, f.id, "create", now, now},
 		"SetIdempotencyKeyUser":       {f.id, key},

@@ -108,8 +108,9 @@ func Person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
 // placeholders per statement.
 const perStatement = 4096
 
-// seedSpan is how far back seeded users were created.
-const seedSpan = 2 * 365 * 24 * time.Hour
+// seedSpan is how far back seeded users were created: a million users over 90 days is about
+// eight registrations a minute.
+const seedSpan = 90 * 24 * time.Hour
 
 // mobilePrefixes caches, per first six digits, whether libphonenumber accepts a seeded mobile:
 // India's mobile ranges are decided by at most the first six digits (the rest are free), and a
@@ -182,7 +183,7 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 				}
 				// Batch b of the run registers its users within the b-th slice of the last two
 				// years: creation times spread evenly over the days, as registrations do, and a
-				// batch touches a few days of user_day_counts instead of all of them.
+				// batch touches a few days of user_time_counts instead of all of them.
 				b := batchNo.Add(1) - 1
 				from := now.Add(-seedSpan + time.Duration(b)*seedSpan/time.Duration(batches))
 				if err := insertBatch(ctx, db, v, batch, from, seedSpan/time.Duration(batches), now, consecutive); err != nil {
@@ -226,7 +227,8 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 	vaultArgs := make([]any, 0, len(batch)*14)
 	userArgs := make([]any, 0, len(batch)*14)
 	ids := make([]string, 0, len(batch))
-	days := map[uint32]int64{} // new live users per creation day (user_day_counts)
+	// new live users per creation day, hour and minute (user_time_counts)
+	counts := map[uint8]map[uint32]int64{users.UnitDay: {}, users.UnitHour: {}, users.UnitMinute: {}}
 	byID := make(map[string]*users.NewUser, len(batch))
 	for i, nu := range batch {
 		a := v.Seal(vault.KindAadhaar, nu.Aadhaar.Digits())
@@ -237,7 +239,9 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		// Creation times at random within the batch's window (microsecond resolution, so ties are
 		// as rare as in real traffic), so that lists have a real order.
 		created := from.Add(time.Duration(mrand.Int64N(max(int64(window/time.Microsecond), 1))) * time.Microsecond)
-		days[users.DayOf(created)]++
+		for unit, m := range counts {
+			m[users.Bucket(created, unit)]++
+		}
 		id, _ := uuid.NewV7() // time-ordered: appends to the clustered index instead of splitting pages
 		ids = append(ids, id.String())
 		byID[id.String()] = &batch[i]
@@ -285,29 +289,38 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 			return err
 		}
 		slot := uint8(mrand.IntN(16))
-		if err := addDayCounts(ctx, tx, slot, days); err != nil {
+		if err := addTimeCounts(ctx, tx, slot, counts); err != nil {
 			return err
 		}
 		return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: slot, Delta: int64(len(batch))})
 	})
 }
 
-// addDayCounts adds a batch's users to user_day_counts (queries/counts.sql, AddLiveUsersOnDay,
-// as one multi-row statement), days in key order so that concurrent batches never deadlock.
-func addDayCounts(ctx context.Context, tx *sql.Tx, slot uint8, days map[uint32]int64) error {
-	keys := make([]uint32, 0, len(days))
-	for d := range days {
-		keys = append(keys, d)
+// addTimeCounts adds a batch's users to user_time_counts (queries/counts.sql, AddLiveUsersAt, as
+// one multi-row statement), in key order so that concurrent batches never deadlock.
+func addTimeCounts(ctx context.Context, tx *sql.Tx, slot uint8, counts map[uint8]map[uint32]int64) error {
+	var args []any
+	n := 0
+	for _, unit := range []uint8{users.UnitDay, users.UnitHour, users.UnitMinute} {
+		keys := make([]uint32, 0, len(counts[unit]))
+		for b := range counts[unit] {
+			keys = append(keys, b)
+		}
+		slices.Sort(keys)
+		for _, b := range keys {
+			args = append(args, unit, b, slot, counts[unit][b])
+			n++
+		}
 	}
-	slices.Sort(keys)
-	args := make([]any, 0, 3*len(keys))
-	for _, d := range keys {
-		args = append(args, d, slot, days[d])
+	for lo := 0; lo < n; lo += perStatement { // 4 placeholders a row
+		hi := min(lo+perStatement, n)
+		stmt := rows("INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES ", "(?, ?, ?, ?)", hi-lo) +
+			" ON DUPLICATE KEY UPDATE live = live + VALUES(live)"
+		if _, err := tx.ExecContext(ctx, stmt, args[4*lo:4*hi]...); err != nil {
+			return err
+		}
 	}
-	stmt := rows("INSERT INTO user_day_counts (day, slot, live) VALUES ", "(?, ?, ?)", len(keys)) +
-		" ON DUPLICATE KEY UPDATE live = live + VALUES(live)"
-	_, err := tx.ExecContext(ctx, stmt, args...)
-	return err
+	return nil
 }
 
 // progress draws a bar on out until stopped.

@@ -26,20 +26,32 @@ func (q *Queries) AddLiveUsers(ctx context.Context, arg AddLiveUsersParams) erro
 	return err
 }
 
-const addLiveUsersOnDay = `-- name: AddLiveUsersOnDay :exec
-INSERT INTO user_day_counts (day, slot, live) VALUES (?, ?, ?)
+const addLiveUsersAt = `-- name: AddLiveUsersAt :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES
+  (1, ?, ?, ?),
+  (2, ?, ?, ?),
+  (3, ?, ?, ?)
 ON DUPLICATE KEY UPDATE live = live + ?
 `
 
-type AddLiveUsersOnDayParams struct {
-	Day   uint32
-	Slot  uint8
-	Delta int64
+type AddLiveUsersAtParams struct {
+	Day    uint32
+	Slot   uint8
+	Delta  int64
+	Hour   uint32
+	Minute uint32
 }
 
-func (q *Queries) AddLiveUsersOnDay(ctx context.Context, arg AddLiveUsersOnDayParams) error {
-	_, err := q.db.ExecContext(ctx, addLiveUsersOnDay,
+// One row per unit: the day, hour and minute of the user's creation (see user_time_counts).
+func (q *Queries) AddLiveUsersAt(ctx context.Context, arg AddLiveUsersAtParams) error {
+	_, err := q.db.ExecContext(ctx, addLiveUsersAt,
 		arg.Day,
+		arg.Slot,
+		arg.Delta,
+		arg.Hour,
+		arg.Slot,
+		arg.Delta,
+		arg.Minute,
 		arg.Slot,
 		arg.Delta,
 		arg.Delta,
@@ -56,12 +68,12 @@ func (q *Queries) ClearUserCounts(ctx context.Context) error {
 	return err
 }
 
-const clearUserDayCounts = `-- name: ClearUserDayCounts :exec
-DELETE FROM user_day_counts
+const clearUserTimeCounts = `-- name: ClearUserTimeCounts :exec
+DELETE FROM user_time_counts
 `
 
-func (q *Queries) ClearUserDayCounts(ctx context.Context) error {
-	_, err := q.db.ExecContext(ctx, clearUserDayCounts)
+func (q *Queries) ClearUserTimeCounts(ctx context.Context) error {
+	_, err := q.db.ExecContext(ctx, clearUserTimeCounts)
 	return err
 }
 
@@ -87,57 +99,82 @@ func (q *Queries) CountUserCountSlots(ctx context.Context) (int64, error) {
 	return count, err
 }
 
-const countUserDayCountRows = `-- name: CountUserDayCountRows :one
-SELECT COUNT(*) FROM user_day_counts
+const countUserTimeCountRows = `-- name: CountUserTimeCountRows :one
+SELECT COUNT(*) FROM user_time_counts
 `
 
-func (q *Queries) CountUserDayCountRows(ctx context.Context) (int64, error) {
-	row := q.db.QueryRowContext(ctx, countUserDayCountRows)
+func (q *Queries) CountUserTimeCountRows(ctx context.Context) (int64, error) {
+	row := q.db.QueryRowContext(ctx, countUserTimeCountRows)
 	var count int64
 	err := row.Scan(&count)
 	return count, err
 }
 
 const fillUserDayCounts = `-- name: FillUserDayCounts :exec
-INSERT INTO user_day_counts (day, slot, live)
-SELECT DATEDIFF(created_at, '1970-01-01'), 0, COUNT(*) FROM users WHERE is_deleted = FALSE
+INSERT INTO user_time_counts (unit, bucket, slot, live)
+SELECT 1, DATEDIFF(created_at, '1970-01-01'), 0, COUNT(*) FROM users WHERE is_deleted = FALSE
 GROUP BY DATEDIFF(created_at, '1970-01-01')
 `
 
+// Recount (migrate): the buckets from created_at itself, stored in UTC (no session time zone).
 func (q *Queries) FillUserDayCounts(ctx context.Context) error {
 	_, err := q.db.ExecContext(ctx, fillUserDayCounts)
 	return err
 }
 
-const listDayCounts = `-- name: ListDayCounts :many
-SELECT day, CAST(SUM(live) AS SIGNED) AS live FROM user_day_counts
-WHERE day > ? AND day <= ?
-GROUP BY day
-ORDER BY day DESC
+const fillUserHourCounts = `-- name: FillUserHourCounts :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live)
+SELECT 2, DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at), 0, COUNT(*) FROM users WHERE is_deleted = FALSE
+GROUP BY DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)
 `
 
-type ListDayCountsParams struct {
-	Lo uint32
-	Hi uint32
+func (q *Queries) FillUserHourCounts(ctx context.Context) error {
+	_, err := q.db.ExecContext(ctx, fillUserHourCounts)
+	return err
 }
 
-type ListDayCountsRow struct {
-	Day  uint32
-	Live int64
+const fillUserMinuteCounts = `-- name: FillUserMinuteCounts :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live)
+SELECT 3, (DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at), 0, COUNT(*)
+FROM users WHERE is_deleted = FALSE
+GROUP BY (DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at)
+`
+
+func (q *Queries) FillUserMinuteCounts(ctx context.Context) error {
+	_, err := q.db.ExecContext(ctx, fillUserMinuteCounts)
+	return err
 }
 
-// Live users per day for the days in (lo, hi], newest first: a page by number reads these in
-// windows until it reaches its offset.
-func (q *Queries) ListDayCounts(ctx context.Context, arg ListDayCountsParams) ([]ListDayCountsRow, error) {
-	rows, err := q.db.QueryContext(ctx, listDayCounts, arg.Lo, arg.Hi)
+const listTimeCounts = `-- name: ListTimeCounts :many
+SELECT bucket, CAST(SUM(live) AS SIGNED) AS live FROM user_time_counts
+WHERE unit = ? AND bucket > ? AND bucket <= ?
+GROUP BY bucket
+ORDER BY bucket DESC
+`
+
+type ListTimeCountsParams struct {
+	Unit uint8
+	Lo   uint32
+	Hi   uint32
+}
+
+type ListTimeCountsRow struct {
+	Bucket uint32
+	Live   int64
+}
+
+// Live users per bucket of one unit for the buckets in (lo, hi], newest first: a page by number
+// reads these until it reaches its offset.
+func (q *Queries) ListTimeCounts(ctx context.Context, arg ListTimeCountsParams) ([]ListTimeCountsRow, error) {
+	rows, err := q.db.QueryContext(ctx, listTimeCounts, arg.Unit, arg.Lo, arg.Hi)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListDayCountsRow
+	var items []ListTimeCountsRow
 	for rows.Next() {
-		var i ListDayCountsRow
-		if err := rows.Scan(&i.Day, &i.Live); err != nil {
+		var i ListTimeCountsRow
+		if err := rows.Scan(&i.Bucket, &i.Live); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -179,23 +216,23 @@ func (q *Queries) LockUserCounts(ctx context.Context) ([]uint8, error) {
 	return items, nil
 }
 
-const lockUserDayCounts = `-- name: LockUserDayCounts :many
-SELECT day FROM user_day_counts FOR UPDATE
+const lockUserTimeCounts = `-- name: LockUserTimeCounts :many
+SELECT unit FROM user_time_counts FOR UPDATE
 `
 
-func (q *Queries) LockUserDayCounts(ctx context.Context) ([]uint32, error) {
-	rows, err := q.db.QueryContext(ctx, lockUserDayCounts)
+func (q *Queries) LockUserTimeCounts(ctx context.Context) ([]uint8, error) {
+	rows, err := q.db.QueryContext(ctx, lockUserTimeCounts)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []uint32
+	var items []uint8
 	for rows.Next() {
-		var day uint32
-		if err := rows.Scan(&day); err != nil {
+		var unit uint8
+		if err := rows.Scan(&unit); err != nil {
 			return nil, err
 		}
-		items = append(items, day)
+		items = append(items, unit)
 	}
 	if err := rows.Close(); err != nil {
 		return nil, err
@@ -207,7 +244,7 @@ func (q *Queries) LockUserDayCounts(ctx context.Context) ([]uint32, error) {
 }
 
 const oldestCountedDay = `-- name: OldestCountedDay :one
-SELECT CAST(COALESCE(MIN(day), 0) AS SIGNED) AS day FROM user_day_counts
+SELECT CAST(COALESCE(MIN(bucket), 0) AS SIGNED) AS day FROM user_time_counts WHERE unit = 1
 `
 
 func (q *Queries) OldestCountedDay(ctx context.Context) (int64, error) {

@@ -95,8 +95,9 @@ type UserCount struct {
 	Live int64
 }
 
-type UserDayCount struct {
-	Day  uint32
-	Slot uint8
-	Live int64
+type UserTimeCount struct {
+	Unit   uint8
+	Bucket uint32
+	Slot   uint8
+	Live   int64
 }

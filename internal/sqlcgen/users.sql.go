@@ -545,8 +545,8 @@ type ListLiveUserIDsBeforeParams struct {
 	Offset    int32
 }
 
-// Pages by number past the first few: the rows created before a day's end, from an offset within
-// that day (see user_day_counts), on the same covering index.
+// Pages by number past the first few: the rows created before a minute's end, from an offset within
+// that minute (see user_time_counts), on the same covering index.
 func (q *Queries) ListLiveUserIDsBefore(ctx context.Context, arg ListLiveUserIDsBeforeParams) ([]string, error) {
 	rows, err := q.db.QueryContext(ctx, listLiveUserIDsBefore, arg.CreatedAt, arg.Limit, arg.Offset)
 	if err != nil {

@@ -36,7 +36,7 @@ func walk(t *testing.T, db *sql.DB, off, size int) []string {
 	return ids
 }
 
-// TestDeepPagesFromDayCounts checks that pages by number found through user_day_counts are
+// TestDeepPagesFromDayCounts checks that pages by number found through user_time_counts are
 // exactly the pages of a plain offset walk, after creates on several days, deletes, restores,
 // revives and erasures through the service, and after the counts are rebuilt by migrate's recount.
 func TestDeepPagesFromDayCounts(t *testing.T) {
@@ -63,6 +63,15 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 			t.Fatal(err)
 		}
 		made = append(made, u)
+	}
+	// A burst: 60 users registered within one minute, deep in the list (seeded users span 90
+	// days), so that pages start inside a minute that holds many users.
+	burstAt := time.Now().UTC().Add(-80 * 24 * time.Hour).Truncate(time.Minute)
+	burst := users.NewService(db, v, func() time.Time { burstAt = burstAt.Add(time.Millisecond); return burstAt })
+	for i := 0; i < 60; i++ {
+		if _, err := burst.Create(ctx, c, newUser(t)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var seeded []string
 	for _, off := range []int{2100, 2300, 2500} { // seeded users deep in the list
@@ -107,7 +116,7 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 		}
 	}
 	check("maintained")
-	if _, err := db.Exec("DELETE FROM user_day_counts"); err != nil {
+	if _, err := db.Exec("DELETE FROM user_time_counts"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := users.RecountLiveUsers(ctx, db); err != nil {

@@ -155,21 +155,39 @@ func queueSearch(ctx context.Context, q *sqlcgen.Queries, res sql.Result) error 
 }
 
 // countLive moves the maintained live-user counts by delta, on a random slot: the total
-// (user_counts) and that of the user's creation day (user_day_counts).
+// (user_counts) and those of the user's creation day, hour and minute (user_time_counts).
 func countLive(ctx context.Context, q *sqlcgen.Queries, delta int64, createdAt time.Time) error {
 	slot := uint8(rand.IntN(16))
 	if err := q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: slot, Delta: delta}); err != nil {
 		return err
 	}
-	return q.AddLiveUsersOnDay(ctx, sqlcgen.AddLiveUsersOnDayParams{Day: DayOf(createdAt), Slot: slot, Delta: delta})
+	return q.AddLiveUsersAt(ctx, sqlcgen.AddLiveUsersAtParams{
+		Day: Bucket(createdAt, UnitDay), Hour: Bucket(createdAt, UnitHour), Minute: Bucket(createdAt, UnitMinute),
+		Slot: slot, Delta: delta,
+	})
 }
 
-// DayOf is the user_day_counts day of a creation time: whole UTC days since 1970-01-01, as
-// MySQL's DATEDIFF(created_at, '1970-01-01') counts them.
-func DayOf(t time.Time) uint32 { return uint32(t.UTC().Unix() / 86400) }
+// The units of user_time_counts, by their length in seconds.
+const (
+	UnitDay    = 1
+	UnitHour   = 2
+	UnitMinute = 3
+)
 
-// dayStart is the first instant of a user_day_counts day.
-func dayStart(day uint32) time.Time { return time.Unix(int64(day)*86400, 0).UTC() }
+// unitSeconds is the length of each unit; unitsPerParent how many of a unit make the one above.
+var (
+	unitSeconds    = map[uint8]int64{UnitDay: 86400, UnitHour: 3600, UnitMinute: 60}
+	unitsPerParent = map[uint8]uint32{UnitHour: 24, UnitMinute: 60}
+)
+
+// Bucket is the user_time_counts bucket of a creation time: whole UTC days, hours or minutes since
+// 1970-01-01, as DATEDIFF, HOUR and MINUTE count them in the recount.
+func Bucket(t time.Time, unit uint8) uint32 { return uint32(t.UTC().Unix() / unitSeconds[unit]) }
+
+// bucketStart is the first instant of a bucket.
+func bucketStart(bucket uint32, unit uint8) time.Time {
+	return time.Unix(int64(bucket)*unitSeconds[unit], 0).UTC()
+}
 
 // readBack reads a live user with its Aadhaar and PAN: after a write, inside its transaction
 // (MySQL has no RETURNING), or for a plain read. When the vault shares the database, the vault
@@ -530,41 +548,69 @@ func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 	return out, err
 }
 
-// dayWalkFrom is the offset from which a page by number starts from its day (user_day_counts)
-// instead of walking the index from the top: below it the walk is cheaper than the day sums.
+// dayWalkFrom is the offset from which a page by number starts from its minute
+// (user_time_counts) instead of walking the index from the top: below it the walk is cheaper.
 const dayWalkFrom = 2000
 
-// dayWindow is how many days one ListDayCounts reads.
+// dayWindow is how many days one ListTimeCounts reads.
 const dayWindow = 64
 
-// listFromDay finds the day that holds row off of the list (newest first) by summing the live
-// counts of days, newest first, and walks the index from that day's end.
+// listFromDay finds the minute that holds row off of the list (newest first) by summing live
+// counts newest first: days, then that day's hours, then that hour's minutes. It then walks the
+// index from that minute's end.
 func listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64, size int) ([]string, error) {
 	oldest, err := q.OldestCountedDay(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var before int64 // live users created after the current window
-	for hi := int64(DayOf(time.Now())) + 2; hi >= oldest; hi -= dayWindow {
-		days, err := q.ListDayCounts(ctx, sqlcgen.ListDayCountsParams{Lo: uint32(max(hi-dayWindow, 0)), Hi: uint32(hi)})
-		if err != nil {
+	var before int64 // live users created after the bucket being looked at
+	var day uint32
+	found := false
+	for hi := int64(Bucket(time.Now(), UnitDay)) + 2; hi >= oldest && !found; hi -= dayWindow {
+		lo := max(hi-dayWindow, 0)
+		if day, found, err = findBucket(ctx, q, UnitDay, uint32(lo), uint32(hi), off, &before); err != nil {
 			return nil, err
 		}
-		for _, d := range days {
-			if before+d.Live > off {
-				return q.ListLiveUserIDsBefore(ctx, sqlcgen.ListLiveUserIDsBeforeParams{
-					CreatedAt: dayStart(d.Day + 1), Limit: int32(size), Offset: int32(off - before),
-				})
-			}
-			before += d.Live
-		}
-		if hi-dayWindow <= 0 {
+		if lo == 0 {
 			break
 		}
 	}
-	// The day counts say the list is shorter than the maintained total (they cannot disagree
-	// unless edited by hand): fall back to the plain walk, which is always right.
-	return q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(size), Offset: int32(off)})
+	bucket, unit := day, uint8(UnitDay)
+	for _, child := range []uint8{UnitHour, UnitMinute} {
+		if !found {
+			break
+		}
+		first := bucket * unitsPerParent[child] // the first child bucket of the parent
+		bucket, found, err = findBucket(ctx, q, child, first-1, first+unitsPerParent[child]-1, off, &before)
+		if err != nil {
+			return nil, err
+		}
+		unit = child
+	}
+	if !found {
+		// The counts say the list is shorter than the maintained total (they cannot disagree
+		// unless edited by hand): fall back to the plain walk, which is always right.
+		return q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(size), Offset: int32(off)})
+	}
+	return q.ListLiveUserIDsBefore(ctx, sqlcgen.ListLiveUserIDsBeforeParams{
+		CreatedAt: bucketStart(bucket+1, unit), Limit: int32(size), Offset: int32(off - before),
+	})
+}
+
+// findBucket reads the counts of unit's buckets in (lo, hi], newest first, adding them to *before
+// until the bucket that holds row off.
+func findBucket(ctx context.Context, q *sqlcgen.Queries, unit uint8, lo, hi uint32, off int64, before *int64) (uint32, bool, error) {
+	rows, err := q.ListTimeCounts(ctx, sqlcgen.ListTimeCountsParams{Unit: unit, Lo: lo, Hi: hi})
+	if err != nil {
+		return 0, false, err
+	}
+	for _, r := range rows {
+		if *before+r.Live > off {
+			return r.Bucket, true, nil
+		}
+		*before += r.Live
+	}
+	return 0, false, nil
 }
 
 // Cursor is a position in the list order (newest first): the last item a client has seen.
@@ -640,14 +686,16 @@ func RecountLiveUsers(ctx context.Context, db *sql.DB) (int64, error) {
 		if err := q.ClearUserCounts(ctx); err != nil {
 			return err
 		}
-		if _, err := q.LockUserDayCounts(ctx); err != nil {
+		if _, err := q.LockUserTimeCounts(ctx); err != nil {
 			return err
 		}
-		if err := q.ClearUserDayCounts(ctx); err != nil {
+		if err := q.ClearUserTimeCounts(ctx); err != nil {
 			return err
 		}
-		if err := q.FillUserDayCounts(ctx); err != nil {
-			return err
+		for _, fill := range []func(context.Context) error{q.FillUserDayCounts, q.FillUserHourCounts, q.FillUserMinuteCounts} {
+			if err := fill(ctx); err != nil {
+				return err
+			}
 		}
 		return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: 0, Delta: n})
 	})
