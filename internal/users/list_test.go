@@ -64,9 +64,9 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 		}
 		made = append(made, u)
 	}
-	// A burst: 60 users registered within one minute, deep in the list (seeded users span 90
+	// A burst: 60 users registered within one minute, deep in the list (seeded users span 30
 	// days), so that pages start inside a minute that holds many users.
-	burstAt := time.Now().UTC().Add(-80 * 24 * time.Hour).Truncate(time.Minute)
+	burstAt := time.Now().UTC().Add(-27 * 24 * time.Hour).Truncate(time.Minute)
 	burst := users.NewService(db, v, func() time.Time { burstAt = burstAt.Add(time.Millisecond); return burstAt })
 	for i := 0; i < 60; i++ {
 		if _, err := burst.Create(ctx, c, newUser(t)); err != nil {
