@@ -265,8 +265,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		},
 		Idempotency: idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL, cfg.IdempotencyWait),
 	}, users.NewService(db, v, nil).WithReadReplica(readDB))
-	go purgeIdempotencyKeys(ctx, db, log)
-	go compactSearch(ctx, db, cfg.SearchCompactInterval, log)
+	go every(ctx, 10*time.Minute, log, "purge of expired idempotency keys", func(ctx context.Context) error {
+		return purgeIdempotencyKeys(ctx, db, log)
+	})
+	// Move queued users into the search index (see internal/search); replicas take turns.
+	go every(ctx, cfg.SearchCompactInterval, log, "search index compaction", func(ctx context.Context) error {
+		_, err := search.Compact(ctx, db)
+		return err
+	})
 
 	srv := &http.Server{
 		Addr:              net.JoinHostPort("", strconv.Itoa(cfg.Port)),
@@ -388,9 +394,9 @@ func jwtVerifier(cfg config.Config) auth.Verifier {
 	return v
 }
 
-// purgeIdempotencyKeys deletes expired durable idempotency rows, a bounded batch at a time.
-func purgeIdempotencyKeys(ctx context.Context, db *sql.DB, log *slog.Logger) {
-	t := time.NewTicker(10 * time.Minute)
+// every runs job every interval until ctx ends, logging its failures (what names it).
+func every(ctx context.Context, interval time.Duration, log *slog.Logger, what string, job func(context.Context) error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -398,29 +404,19 @@ func purgeIdempotencyKeys(ctx context.Context, db *sql.DB, log *slog.Logger) {
 			return
 		case <-t.C:
 		}
-		n, err := sqlcgen.New(db).PurgeExpiredIdempotencyKeys(ctx, time.Now().UTC())
-		if err != nil && ctx.Err() == nil {
-			log.Warn("purge of expired idempotency keys failed", "error", err.Error())
-		} else if n > 0 {
-			log.Info("purged expired idempotency keys", "rows", n)
+		if err := job(ctx); err != nil && ctx.Err() == nil {
+			log.Warn(what+" failed", "error", err.Error())
 		}
 	}
 }
 
-// compactSearch moves queued users into the search index every interval (see internal/search).
-func compactSearch(ctx context.Context, db *sql.DB, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := search.Compact(ctx, db); err != nil && ctx.Err() == nil {
-			log.Warn("search index compaction failed", "error", err.Error())
-		}
+// purgeIdempotencyKeys deletes expired durable idempotency rows, a bounded batch at a time.
+func purgeIdempotencyKeys(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	n, err := sqlcgen.New(db).PurgeExpiredIdempotencyKeys(ctx, time.Now().UTC())
+	if err == nil && n > 0 {
+		log.Info("purged expired idempotency keys", "rows", n)
 	}
+	return err
 }
 
 // runHealthcheck probes the local /healthz, for images without a shell or curl.

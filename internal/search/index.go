@@ -32,8 +32,7 @@ func (p Postings) Add(seq uint32, name, email string) {
 // compactBase is where the compactor's segments start (see schema/users.sql).
 const compactBase = uint64(1) << 32
 
-// Segment writes, as multi-row statements. Like the seed's bulk INSERTs, these are composed in
-// Go because sqlc cannot express a variable number of VALUES rows. The upsert form is only for the
+// Segment writes, as multi-row statements (mysqldb.MultiRow). The upsert form is only for the
 // compactor, which holds the rows it replaces locked; a bulk load's segments are new rows, and a
 // collision is an error rather than a silent overwrite.
 const (
@@ -61,7 +60,7 @@ func writeSegments(ctx context.Context, tx sqlcgen.DBTX, segment func(gram strin
 			}
 			args = append(args, []byte(g), segment(g), blob, b.GetCardinality())
 		}
-		stmt := segmentsPrefix + strings.TrimSuffix(strings.Repeat(segmentsRow+", ", n), ", ")
+		stmt := mysqldb.MultiRow(segmentsPrefix, segmentsRow, n)
 		if upsert {
 			stmt += segmentsUpsert
 		}
@@ -316,32 +315,39 @@ func mergeInto(ctx context.Context, tx sqlcgen.DBTX, q *sqlcgen.Queries, bucket 
 }
 
 // Reindex builds the index of every user when it has none (a database from before the index, or
-// restored without it). It is safe while the service runs: changes meanwhile are queued in
-// search_pending as usual. It returns the number of users indexed.
+// restored without it). It runs as one transaction, so that an index either is whole or is not
+// there: a reindex cut short leaves no segments, and the next migrate starts again (a partial one
+// would make the "has segments" check skip users for good). It is safe while the service runs:
+// changes meanwhile are queued in search_pending as usual. It returns the number of users indexed.
 func Reindex(ctx context.Context, db *sql.DB, out io.Writer) (int, error) {
 	has, err := sqlcgen.New(db).CountSearchSegments(ctx)
 	if err != nil || has > 0 {
 		return 0, err
 	}
 	const batch = 4096
-	after, total := uint32(0), 0
-	for {
-		rows, err := sqlcgen.New(db).ListUsersForIndex(ctx, sqlcgen.ListUsersForIndexParams{Seq: after, Limit: batch})
-		if err != nil {
-			return total, err
+	total := 0
+	err = mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+		q := sqlcgen.New(tx)
+		after := uint32(0)
+		total = 0
+		for {
+			rows, err := q.ListUsersForIndex(ctx, sqlcgen.ListUsersForIndexParams{Seq: after, Limit: batch})
+			if err != nil || len(rows) == 0 {
+				return err
+			}
+			p := Postings{}
+			for _, r := range rows {
+				p.Add(r.Seq, r.Name, r.Email)
+			}
+			if err := WriteBulk(ctx, tx, p); err != nil {
+				return err
+			}
+			total += len(rows)
+			after = rows[len(rows)-1].Seq
 		}
-		if len(rows) == 0 {
-			break
-		}
-		p := Postings{}
-		for _, r := range rows {
-			p.Add(r.Seq, r.Name, r.Email)
-		}
-		if err := mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error { return WriteBulk(ctx, tx, p) }); err != nil {
-			return total, err
-		}
-		total += len(rows)
-		after = rows[len(rows)-1].Seq
+	})
+	if err != nil {
+		return 0, err
 	}
 	if total > 0 && out != nil {
 		fmt.Fprintf(out, "-- indexed %d users for search\n", total)

@@ -207,9 +207,9 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 }
 
 // The bulk statements: the column lists of queries/users.sql (InsertUser) and queries/vault.sql
-// (InsertVaultEntry), as multi-row INSERTs. They are the one place where SQL is composed in Go,
-// because sqlc cannot express a variable number of VALUES rows; a test keeps them in step with
-// the schema by loading rows through them and reading the rows back through the sqlc queries.
+// (InsertVaultEntry), as multi-row INSERTs (mysqldb.MultiRow: sqlc cannot express a variable
+// number of VALUES rows). Tests keep them in step with the schema by loading rows through them and
+// reading the rows back through the sqlc queries (internal/search, internal/explain).
 const (
 	bulkVaultPrefix = "INSERT INTO pii_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at) VALUES "
 	bulkVaultRow    = "(?, ?, ?, ?, ?, ?, ?)"
@@ -218,10 +218,6 @@ const (
 		"is_deleted, version, is_active, email_verified, mobile_verified) VALUES "
 	bulkUsersRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'system:seed', 'system:seed', FALSE, ?, TRUE, FALSE, FALSE)"
 )
-
-func rows(prefix, row string, n int) string {
-	return prefix + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
-}
 
 func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, from time.Time, window time.Duration, now time.Time, consecutive bool) error {
 	vaultArgs := make([]any, 0, len(batch)*14)
@@ -255,10 +251,10 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		// One statement per perStatement users (MySQL allows 65,535 placeholders in one).
 		for lo := 0; lo < len(batch); lo += perStatement {
 			hi := min(lo+perStatement, len(batch))
-			if _, err := tx.ExecContext(ctx, rows(bulkVaultPrefix, bulkVaultRow, 2*(hi-lo)), vaultArgs[14*lo:14*hi]...); err != nil {
+			if _, err := tx.ExecContext(ctx, mysqldb.MultiRow(bulkVaultPrefix, bulkVaultRow, 2*(hi-lo)), vaultArgs[14*lo:14*hi]...); err != nil {
 				return err
 			}
-			res, err := tx.ExecContext(ctx, rows(bulkUsersPrefix, bulkUsersRow, hi-lo), userArgs[14*lo:14*hi]...)
+			res, err := tx.ExecContext(ctx, mysqldb.MultiRow(bulkUsersPrefix, bulkUsersRow, hi-lo), userArgs[14*lo:14*hi]...)
 			if err != nil {
 				return err
 			}
@@ -314,7 +310,7 @@ func addTimeCounts(ctx context.Context, tx *sql.Tx, slot uint8, counts map[uint8
 	}
 	for lo := 0; lo < n; lo += perStatement { // 4 placeholders a row
 		hi := min(lo+perStatement, n)
-		stmt := rows("INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES ", "(?, ?, ?, ?)", hi-lo) +
+		stmt := mysqldb.MultiRow("INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES ", "(?, ?, ?, ?)", hi-lo) +
 			" ON DUPLICATE KEY UPDATE live = live + VALUES(live)"
 		if _, err := tx.ExecContext(ctx, stmt, args[4*lo:4*hi]...); err != nil {
 			return err

@@ -114,6 +114,11 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 				}
 			}
 		}
+		// Every deep page was placed by the counts, not by the fallback walk (which would give
+		// the same pages, only slowly).
+		if n := svc.PageFallbacks(); n != 0 {
+			t.Fatalf("%s: %d deep pages fell back to the offset walk", stage, n)
+		}
 	}
 	check("maintained")
 	if _, err := db.Exec("DELETE FROM user_time_counts"); err != nil {
@@ -123,6 +128,32 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("recounted")
+	// Counts that cannot place a page (minutes missing, as if edited by hand) still give the right
+	// page, through the fallback, and the fallback is counted.
+	if _, err := db.Exec("DELETE FROM user_time_counts WHERE unit = 3"); err != nil { // no minutes
+		t.Fatal(err)
+	}
+	last := (int(mustTotal(t, db)) - 1) / 10 * 10
+	got, err := svc.List(ctx, users.Page{Number: last/10 + 1, Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, u := range got.Items {
+		ids = append(ids, u.ID)
+	}
+	if want := walk(t, db, last, 10); !slices.Equal(ids, want) || svc.PageFallbacks() == 0 {
+		t.Fatalf("short counts: %v, want %v; %d fallbacks", ids, want, svc.PageFallbacks())
+	}
+}
+
+func mustTotal(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRow("SELECT COUNT(*) FROM users WHERE is_deleted = FALSE").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func newUser(t *testing.T) users.NewUser {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,7 +29,14 @@ type Service struct {
 	now   func() time.Time
 	// searchCache keeps common grams' postings (user seqs, no personal data) between searches.
 	searchCache *search.Cache
+	// pageFallbacks counts deep pages that user_time_counts could not place (see listFromDay).
+	pageFallbacks atomic.Int64
 }
+
+// PageFallbacks is how many deep pages by number fell back to the plain offset walk because the
+// live counts per day, hour and minute did not reach their offset. It stays 0 while the counts are
+// right; tests assert that, so that the fast path cannot silently stop working.
+func (s *Service) PageFallbacks() int64 { return s.pageFallbacks.Load() }
 
 // SearchCacheBytes bounds the memory of a replica's search cache.
 const SearchCacheBytes = 32 << 20
@@ -537,7 +545,7 @@ func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 		if off < dayWalkFrom || off >= out.Total {
 			ids, err = q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(p.Size), Offset: int32(off)})
 		} else {
-			ids, err = listFromDay(ctx, q, off, p.Size)
+			ids, err = s.listFromDay(ctx, q, off, p.Size)
 		}
 		if err != nil {
 			return err
@@ -557,8 +565,9 @@ const dayWindow = 64
 
 // listFromDay finds the minute that holds row off of the list (newest first) by summing live
 // counts newest first: days, then that day's hours, then that hour's minutes. It then walks the
-// index from that minute's end.
-func listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64, size int) ([]string, error) {
+// index from that minute's end. The counts must be exact, as the total is: they change in the
+// transaction of every change that makes a user live or not, and migrate's recount rebuilds them.
+func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64, size int) ([]string, error) {
 	oldest, err := q.OldestCountedDay(ctx)
 	if err != nil {
 		return nil, err
@@ -589,7 +598,8 @@ func listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64, size int) (
 	}
 	if !found {
 		// The counts say the list is shorter than the maintained total (they cannot disagree
-		// unless edited by hand): fall back to the plain walk, which is always right.
+		// unless edited by hand): fall back to the plain walk, which is always right, and count it.
+		s.pageFallbacks.Add(1)
 		return q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(size), Offset: int32(off)})
 	}
 	return q.ListLiveUserIDsBefore(ctx, sqlcgen.ListLiveUserIDsBeforeParams{
