@@ -12,6 +12,11 @@ SELECT seq FROM search_pending;
 -- name: AddSearchPending :exec
 INSERT IGNORE INTO search_pending (seq) VALUES (?);
 
+-- AddSearchPendingFor queues a user by id, for a pipelined create, which cannot read back the
+-- seq its own insert was given.
+-- name: AddSearchPendingFor :exec
+INSERT IGNORE INTO search_pending (seq) SELECT seq FROM users WHERE id = ?;
+
 -- Verification of candidates: the folded name and email are compared in Go. Deleted users are
 -- left out here; stale postings of changed users fail the comparison.
 -- name: SearchVerifyUsers :many

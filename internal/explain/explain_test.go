@@ -113,6 +113,7 @@ func TestExplainEveryStatement(t *testing.T) {
 		"SearchGramSizesPrefix":    {[]byte("sh"), []byte("si")},
 		"ListSearchPending":        {},
 		"AddSearchPending":         {f.seq},
+		"AddSearchPendingFor":      {f.id},
 		"SearchVerifyUsers":        {f.seq},
 		"GetUserSeqs":              {f.id},
 		"ListUsersForIndex":        {f.seq, 4096},

@@ -19,6 +19,17 @@ func (q *Queries) AddSearchPending(ctx context.Context, seq uint32) error {
 	return err
 }
 
+const addSearchPendingFor = `-- name: AddSearchPendingFor :exec
+INSERT IGNORE INTO search_pending (seq) SELECT seq FROM users WHERE id = ?
+`
+
+// AddSearchPendingFor queues a user by id, for a pipelined create, which cannot read back the
+// seq its own insert was given.
+func (q *Queries) AddSearchPendingFor(ctx context.Context, id string) error {
+	_, err := q.db.ExecContext(ctx, addSearchPendingFor, id)
+	return err
+}
+
 const countSearchSegments = `-- name: CountSearchSegments :one
 SELECT COUNT(*) FROM (SELECT 1 FROM search_segments LIMIT 1) s
 `

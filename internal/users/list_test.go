@@ -158,15 +158,5 @@ func mustTotal(t *testing.T, db *sql.DB) int64 {
 
 func newUser(t *testing.T) users.NewUser {
 	t.Helper()
-	str := func(s string) *string { return &s }
-	var verr users.ValidationError
-	nu := users.ParseNewUser(users.CreateFields{
-		Name: str("Day Pages " + testdb.Letters(6)), Email: str("day." + testdb.Letters(8) + "@example.com"), PrimaryMobile: str(testdb.Mobile()),
-		DateOfBirth: str("1970-05-01"), PlaceOfBirth: str("Pune"), Aadhaar: str(testdb.Aadhaar()), PAN: str(testdb.PAN()),
-		CurrentAddress: str("1 Long Road, Pune 411001"), PermanentAddress: str("1 Long Road, Pune 411001"),
-	}, time.Now(), &verr)
-	if err := verr.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return nu
+	return userWith(t, "Day Pages "+testdb.Letters(6), "day."+testdb.Letters(8)+"@example.com", false)
 }
