@@ -17,12 +17,13 @@ DELETE FROM user_counts;
 -- name: CountUserCountSlots :one
 SELECT COUNT(*) FROM user_counts;
 
--- One row per unit: the day, hour and minute of the user's creation (see user_time_counts).
+-- One row per unit: the day, hour, minute and second of the user's creation (see user_time_counts).
 -- name: AddLiveUsersAt :exec
 INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES
   (1, sqlc.arg(day), sqlc.arg(slot), sqlc.arg(delta)),
   (2, sqlc.arg(hour), sqlc.arg(slot), sqlc.arg(delta)),
-  (3, sqlc.arg(minute), sqlc.arg(slot), sqlc.arg(delta))
+  (3, sqlc.arg(minute), sqlc.arg(slot), sqlc.arg(delta)),
+  (4, sqlc.arg(second), sqlc.arg(slot), sqlc.arg(delta))
 ON DUPLICATE KEY UPDATE live = live + sqlc.arg(delta);
 
 -- Live users per bucket of one unit for the buckets in (lo, hi], newest first: a page by number
@@ -59,5 +60,14 @@ SELECT 3, (DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MI
 FROM users WHERE is_deleted = FALSE
 GROUP BY (DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at);
 
+-- name: FillUserSecondCounts :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live)
+SELECT 4, ((DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at)) * 60 + SECOND(created_at),
+  0, COUNT(*)
+FROM users WHERE is_deleted = FALSE
+GROUP BY ((DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at)) * 60 + SECOND(created_at);
+
+-- Whether the counts of the finest unit exist: the units are written together, so a database
+-- without them was counted before seconds were (migrate recounts it).
 -- name: CountUserTimeCountRows :one
-SELECT COUNT(*) FROM user_time_counts;
+SELECT COUNT(*) FROM (SELECT 1 FROM user_time_counts WHERE unit = 4 LIMIT 1) AS seconds;

@@ -141,13 +141,13 @@ CREATE TABLE search_pending (
   PRIMARY KEY (seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- user_time_counts: live users per creation day, hour and minute (unit 1, 2, 3; bucket = whole
--- days, hours or minutes since 1970-01-01 UTC), 16 slots per bucket as in user_counts, kept in the
--- same transactions by one three-row upsert. A page by number sums days newest first to find the
--- day that holds its first row, then that day's hours, then that hour's minutes, and walks the
--- index only within that minute: page 5,000 costs a few dozen count rows and one minute's users
--- instead of 50,000 index entries, even inside a burst of registrations. `usersvc migrate` fills it
--- when it is empty.
+-- user_time_counts: live users per creation day, hour, minute and second (unit 1, 2, 3, 4; bucket =
+-- whole days, hours, minutes or seconds since 1970-01-01 UTC), 16 slots per bucket as in
+-- user_counts, kept in the same transactions by one four-row upsert. A page by number sums days
+-- newest first to find the day that holds its first row, then that day's hours, that hour's
+-- minutes and that minute's seconds, and walks the index only within that second: page 5,000
+-- costs a few hundred count rows and one second's users instead of 100,000 index entries, even
+-- inside a burst of registrations. `usersvc migrate` fills it when it is empty (or has no seconds).
 CREATE TABLE user_time_counts (
   unit   TINYINT UNSIGNED NOT NULL,
   bucket INT UNSIGNED NOT NULL,

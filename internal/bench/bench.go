@@ -54,12 +54,15 @@ type Row struct {
 	P50, P95, P99 time.Duration
 	Baseline      string // which raw measurement the ratio is against
 	Ratio         float64
+	CPU           CPU // CPU time per request, by process
 }
 
 type op func(ctx context.Context, worker int, i int64) error
 
-// measure runs fn from Concurrency workers for Duration.
+// measure runs fn from Concurrency workers for Duration, and samples the CPU used meanwhile.
 func measure(ctx context.Context, o Options, name string, fn op) Row {
+	client, outer := &http.Client{Timeout: 5 * time.Second}, ctx
+	cpu0 := sampleCPU(outer, client, o.URL)
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -101,6 +104,7 @@ func measure(ctx context.Context, o Options, name string, fn op) Row {
 	}
 	row := Row{Name: name, Requests: len(latencies), Errors: int(errs.Load()), Rate: float64(len(latencies)) / elapsed.Seconds(),
 		P50: pct(.50), P95: pct(.95), P99: pct(.99)}
+	row.CPU = perRequest(cpu0, sampleCPU(outer, client, o.URL), row.Requests)
 	if o.Out != nil {
 		fmt.Fprintf(o.Out, "%-28s %8.0f req/s  p50 %-8s p95 %-8s p99 %-8s errors %d\n", name, row.Rate, round(row.P50), round(row.P95), round(row.P99), row.Errors)
 	}
@@ -346,7 +350,7 @@ func watchRSS(ctx context.Context, client *http.Client, url string, maxRSS *atom
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		for ctx.Err() == nil {
-			if v := scrapeRSS(ctx, client, url); v > maxRSS.Load() {
+			if v := int64(scrapeMetric(ctx, client, url, "process_resident_memory_bytes")); v > maxRSS.Load() {
 				maxRSS.Store(v)
 			}
 			select {
@@ -358,36 +362,27 @@ func watchRSS(ctx context.Context, client *http.Client, url string, maxRSS *atom
 	return cancel
 }
 
-func scrapeRSS(ctx context.Context, client *http.Client, url string) int64 {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "process_resident_memory_bytes "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int64(f)
-		}
-	}
-	return 0
-}
-
 // Table renders rows as the README's markdown table.
 func Table(rows []Row, rss int64, o Options, users int64) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "Measured %s on %s (%d CPUs, %s), %d users, concurrency %d, %s per endpoint; server RSS peak %.0f MB.\n\n",
 		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), runtime.GOARCH, users, o.Concurrency, o.Duration, float64(rss)/1e6)
-	b.WriteString("| Endpoint | req/s | p50 | p95 | p99 | errors | ratio to raw |\n|---|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| Endpoint | req/s | p50 | p95 | p99 | errors | ratio to raw | CPU µs/req: client | service | database | Redis |\n" +
+		"|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
+	us := func(v float64) string {
+		if v < 0 {
+			return "n/a"
+		}
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
 	for _, r := range rows {
 		ratio := ""
 		if r.Baseline != "" {
 			ratio = fmt.Sprintf("%.2fx %s", r.Ratio, strings.TrimPrefix(r.Baseline, "raw: "))
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %s |\n", r.Name, r.Rate, round(r.P50), round(r.P95), round(r.P99), r.Errors, ratio)
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", r.Name, r.Rate, round(r.P50), round(r.P95), round(r.P99), r.Errors, ratio,
+			us(r.CPU.Client), us(r.CPU.Service), us(r.CPU.DB), us(r.CPU.Redis))
 	}
 	return b.String()
 }

@@ -223,8 +223,8 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 	vaultArgs := make([]any, 0, len(batch)*14)
 	userArgs := make([]any, 0, len(batch)*14)
 	ids := make([]string, 0, len(batch))
-	// new live users per creation day, hour and minute (user_time_counts)
-	counts := map[uint8]map[uint32]int64{users.UnitDay: {}, users.UnitHour: {}, users.UnitMinute: {}}
+	// new live users per creation day, hour, minute and second (user_time_counts)
+	counts := map[uint8]map[uint32]int64{users.UnitDay: {}, users.UnitHour: {}, users.UnitMinute: {}, users.UnitSecond: {}}
 	byID := make(map[string]*users.NewUser, len(batch))
 	for i, nu := range batch {
 		a := v.Seal(vault.KindAadhaar, nu.Aadhaar.Digits())
@@ -297,7 +297,7 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 func addTimeCounts(ctx context.Context, tx *sql.Tx, slot uint8, counts map[uint8]map[uint32]int64) error {
 	var args []any
 	n := 0
-	for _, unit := range []uint8{users.UnitDay, users.UnitHour, users.UnitMinute} {
+	for _, unit := range []uint8{users.UnitDay, users.UnitHour, users.UnitMinute, users.UnitSecond} {
 		keys := make([]uint32, 0, len(counts[unit]))
 		for b := range counts[unit] {
 			keys = append(keys, b)

@@ -30,7 +30,8 @@ const addLiveUsersAt = `-- name: AddLiveUsersAt :exec
 INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES
   (1, ?, ?, ?),
   (2, ?, ?, ?),
-  (3, ?, ?, ?)
+  (3, ?, ?, ?),
+  (4, ?, ?, ?)
 ON DUPLICATE KEY UPDATE live = live + ?
 `
 
@@ -40,9 +41,10 @@ type AddLiveUsersAtParams struct {
 	Delta  int64
 	Hour   uint32
 	Minute uint32
+	Second uint32
 }
 
-// One row per unit: the day, hour and minute of the user's creation (see user_time_counts).
+// One row per unit: the day, hour, minute and second of the user's creation (see user_time_counts).
 func (q *Queries) AddLiveUsersAt(ctx context.Context, arg AddLiveUsersAtParams) error {
 	_, err := q.db.ExecContext(ctx, addLiveUsersAt,
 		arg.Day,
@@ -52,6 +54,9 @@ func (q *Queries) AddLiveUsersAt(ctx context.Context, arg AddLiveUsersAtParams) 
 		arg.Slot,
 		arg.Delta,
 		arg.Minute,
+		arg.Slot,
+		arg.Delta,
+		arg.Second,
 		arg.Slot,
 		arg.Delta,
 		arg.Delta,
@@ -100,9 +105,11 @@ func (q *Queries) CountUserCountSlots(ctx context.Context) (int64, error) {
 }
 
 const countUserTimeCountRows = `-- name: CountUserTimeCountRows :one
-SELECT COUNT(*) FROM user_time_counts
+SELECT COUNT(*) FROM (SELECT 1 FROM user_time_counts WHERE unit = 4 LIMIT 1) AS seconds
 `
 
+// Whether the counts of the finest unit exist: the units are written together, so a database
+// without them was counted before seconds were (migrate recounts it).
 func (q *Queries) CountUserTimeCountRows(ctx context.Context) (int64, error) {
 	row := q.db.QueryRowContext(ctx, countUserTimeCountRows)
 	var count int64
@@ -142,6 +149,19 @@ GROUP BY (DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MIN
 
 func (q *Queries) FillUserMinuteCounts(ctx context.Context) error {
 	_, err := q.db.ExecContext(ctx, fillUserMinuteCounts)
+	return err
+}
+
+const fillUserSecondCounts = `-- name: FillUserSecondCounts :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live)
+SELECT 4, ((DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at)) * 60 + SECOND(created_at),
+  0, COUNT(*)
+FROM users WHERE is_deleted = FALSE
+GROUP BY ((DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at)) * 60 + SECOND(created_at)
+`
+
+func (q *Queries) FillUserSecondCounts(ctx context.Context) error {
+	_, err := q.db.ExecContext(ctx, fillUserSecondCounts)
 	return err
 }
 

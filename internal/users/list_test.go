@@ -64,8 +64,8 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 		}
 		made = append(made, u)
 	}
-	// A burst: 60 users registered within one minute, deep in the list (seeded users span 30
-	// days), so that pages start inside a minute that holds many users.
+	// A burst: 60 users registered within one second (1 ms apart), deep in the list (seeded users
+	// span 30 days), so that pages start inside a second that holds many users.
 	burstAt := time.Now().UTC().Add(-27 * 24 * time.Hour).Truncate(time.Minute)
 	burst := users.NewService(db, v, func() time.Time { burstAt = burstAt.Add(time.Millisecond); return burstAt })
 	for i := 0; i < 60; i++ {

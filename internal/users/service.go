@@ -36,7 +36,7 @@ type Service struct {
 }
 
 // PageFallbacks is how many deep pages by number fell back to the plain offset walk because the
-// live counts per day, hour and minute did not reach their offset. It stays 0 while the counts are
+// live counts per day, hour, minute and second did not reach their offset. It stays 0 while the counts are
 // right; tests assert that, so that the fast path cannot silently stop working.
 func (s *Service) PageFallbacks() int64 { return s.pageFallbacks.Load() }
 
@@ -229,7 +229,7 @@ func queueSearch(ctx context.Context, q *sqlcgen.Queries, res sql.Result) error 
 }
 
 // countLive moves the maintained live-user counts by delta, on a random slot: the total
-// (user_counts) and those of the user's creation day, hour and minute (user_time_counts).
+// (user_counts) and those of the user's creation day, hour, minute and second (user_time_counts).
 func countLive(ctx context.Context, q *sqlcgen.Queries, delta int64, createdAt time.Time) error {
 	slot := uint8(rand.IntN(16))
 	if err := q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: slot, Delta: delta}); err != nil {
@@ -237,7 +237,7 @@ func countLive(ctx context.Context, q *sqlcgen.Queries, delta int64, createdAt t
 	}
 	return q.AddLiveUsersAt(ctx, sqlcgen.AddLiveUsersAtParams{
 		Day: Bucket(createdAt, UnitDay), Hour: Bucket(createdAt, UnitHour), Minute: Bucket(createdAt, UnitMinute),
-		Slot: slot, Delta: delta,
+		Second: Bucket(createdAt, UnitSecond), Slot: slot, Delta: delta,
 	})
 }
 
@@ -246,16 +246,17 @@ const (
 	UnitDay    = 1
 	UnitHour   = 2
 	UnitMinute = 3
+	UnitSecond = 4
 )
 
 // unitSeconds is the length of each unit; unitsPerParent how many of a unit make the one above.
 var (
-	unitSeconds    = map[uint8]int64{UnitDay: 86400, UnitHour: 3600, UnitMinute: 60}
-	unitsPerParent = map[uint8]uint32{UnitHour: 24, UnitMinute: 60}
+	unitSeconds    = map[uint8]int64{UnitDay: 86400, UnitHour: 3600, UnitMinute: 60, UnitSecond: 1}
+	unitsPerParent = map[uint8]uint32{UnitHour: 24, UnitMinute: 60, UnitSecond: 60}
 )
 
-// Bucket is the user_time_counts bucket of a creation time: whole UTC days, hours or minutes since
-// 1970-01-01, as DATEDIFF, HOUR and MINUTE count them in the recount.
+// Bucket is the user_time_counts bucket of a creation time: whole UTC days, hours, minutes or
+// seconds since 1970-01-01, as DATEDIFF, HOUR, MINUTE and SECOND count them in the recount.
 func Bucket(t time.Time, unit uint8) uint32 { return uint32(t.UTC().Unix() / unitSeconds[unit]) }
 
 // bucketStart is the first instant of a bucket.
@@ -622,16 +623,16 @@ func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 	return out, err
 }
 
-// dayWalkFrom is the offset from which a page by number starts from its minute
+// dayWalkFrom is the offset from which a page by number starts from its second
 // (user_time_counts) instead of walking the index from the top: below it the walk is cheaper.
 const dayWalkFrom = 2000
 
 // dayWindow is how many days one ListTimeCounts reads.
 const dayWindow = 64
 
-// listFromDay finds the minute that holds row off of the list (newest first) by summing live
-// counts newest first: days, then that day's hours, then that hour's minutes. It then walks the
-// index from that minute's end. The counts must be exact, as the total is: they change in the
+// listFromDay finds the second that holds row off of the list (newest first) by summing live
+// counts newest first: days, then that day's hours, that hour's minutes and that minute's seconds.
+// It then walks the index from that second's end. The counts must be exact, as the total is: they change in the
 // transaction of every change that makes a user live or not, and migrate's recount rebuilds them.
 func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64, size int) ([]string, error) {
 	oldest, err := q.OldestCountedDay(ctx)
@@ -651,7 +652,7 @@ func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64
 		}
 	}
 	bucket, unit := day, uint8(UnitDay)
-	for _, child := range []uint8{UnitHour, UnitMinute} {
+	for _, child := range []uint8{UnitHour, UnitMinute, UnitSecond} {
 		if !found {
 			break
 		}
@@ -768,7 +769,7 @@ func RecountLiveUsers(ctx context.Context, db *sql.DB) (int64, error) {
 		if err := q.ClearUserTimeCounts(ctx); err != nil {
 			return err
 		}
-		for _, fill := range []func(context.Context) error{q.FillUserDayCounts, q.FillUserHourCounts, q.FillUserMinuteCounts} {
+		for _, fill := range []func(context.Context) error{q.FillUserDayCounts, q.FillUserHourCounts, q.FillUserMinuteCounts, q.FillUserSecondCounts} {
 			if err := fill(ctx); err != nil {
 				return err
 			}
