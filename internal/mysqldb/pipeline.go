@@ -40,9 +40,6 @@ func NewPipeline() *Pipeline { return &Pipeline{} }
 // Queries returns the sqlc accessors that record into p.
 func (p *Pipeline) Queries() *sqlcgen.Queries { return sqlcgen.New(p) }
 
-// Len is how many statements p holds.
-func (p *Pipeline) Len() int { return len(p.stmts) }
-
 // errNotPipelined is returned by the accessors that read: their results would be needed before
 // the pipeline runs.
 var errNotPipelined = errors.New("pipeline: a statement that returns rows cannot be pipelined")
