@@ -179,3 +179,65 @@ func TestInTxSurvivesRealDeadlock(t *testing.T) {
 		t.Fatalf("attempts=%d: no deadlock happened, the test proves nothing", attempts.Load())
 	}
 }
+
+// ReadSnapshot sets no isolation of its own: its transactions are REPEATABLE READ because Open
+// makes every session so, even on a server whose default is READ COMMITTED. A row committed
+// meanwhile stays invisible to the snapshot; a READ COMMITTED write transaction on the same pool
+// sees it at once.
+func TestReadSnapshotIsRepeatableRead(t *testing.T) {
+	ctx := context.Background()
+	cfg := testdb.New(t, "snapshot")
+	// A server whose default is READ COMMITTED, as some DBAs configure it: the session's own
+	// setting must win. (Session variables in the URL are sent before Open's statement.)
+	cfg.Params["tx_isolation"] = "'READ-COMMITTED'"
+	if probe, err := mysqldb.Open(ctx, cfg, mysqldb.PoolConfig{MaxOpen: 1, MaxIdle: 1}); err == nil {
+		_ = probe.Close()
+	} else { // MySQL 8.0 names the variable transaction_isolation
+		delete(cfg.Params, "tx_isolation")
+		cfg.Params["transaction_isolation"] = "'READ-COMMITTED'"
+	}
+	db, err := mysqldb.Open(ctx, cfg, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func(q *sqlcgen.Queries) int64 {
+		n, err := q.CountLiveUsers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	err = mysqldb.InTx(ctx, db, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+		before := count(q)
+		if err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(w *sqlcgen.Queries) error {
+			_, err := insertUser(ctx, w)
+			return err
+		}); err != nil {
+			return err
+		}
+		if after := count(q); after != before {
+			t.Errorf("the snapshot saw a row committed after it began: %d, then %d", before, after)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+		before := count(q)
+		if err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(w *sqlcgen.Queries) error {
+			_, err := insertUser(ctx, w)
+			return err
+		}); err != nil {
+			return err
+		}
+		if after := count(q); after != before+1 {
+			t.Errorf("a READ COMMITTED transaction did not see a committed row: %d, then %d", before, after)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

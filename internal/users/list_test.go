@@ -96,7 +96,13 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 		if err := db.QueryRow("SELECT COUNT(*) FROM users WHERE is_deleted = FALSE").Scan(&total); err != nil {
 			t.Fatal(err)
 		}
+		// Size 10 descends to seconds on every page; size 7 stops at a bucket of at most
+		// walkWithin users (here, a day) and walks it.
 		for _, size := range []int{10, 7} {
+			restore := func() {}
+			if size == 10 {
+				restore = users.SetWalkWithin(0)
+			}
 			for page := 1; (page-1)*size <= total; page++ {
 				got, err := svc.List(ctx, users.Page{Number: page, Size: size})
 				if err != nil {
@@ -113,6 +119,7 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 					t.Fatalf("%s: page %d of %d: %v, want %v", stage, page, size, ids, want)
 				}
 			}
+			restore()
 		}
 		// Every deep page was placed by the counts, not by the fallback walk (which would give
 		// the same pages, only slowly).
@@ -133,6 +140,7 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 	if _, err := db.Exec("DELETE FROM user_time_counts WHERE unit = 3"); err != nil { // no minutes
 		t.Fatal(err)
 	}
+	defer users.SetWalkWithin(0)() // so that the page is placed down to minutes
 	last := (int(mustTotal(t, db)) - 1) / 10 * 10
 	got, err := svc.List(ctx, users.Page{Number: last/10 + 1, Size: 10})
 	if err != nil {

@@ -641,10 +641,11 @@ func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64
 	}
 	var before int64 // live users created after the bucket being looked at
 	var day uint32
+	var live int64 // live users in the bucket found
 	found := false
 	for hi := int64(Bucket(time.Now(), UnitDay)) + 2; hi >= oldest && !found; hi -= dayWindow {
 		lo := max(hi-dayWindow, 0)
-		if day, found, err = findBucket(ctx, q, UnitDay, uint32(lo), uint32(hi), off, &before); err != nil {
+		if day, live, found, err = findBucket(ctx, q, UnitDay, uint32(lo), uint32(hi), off, &before); err != nil {
 			return nil, err
 		}
 		if lo == 0 {
@@ -653,11 +654,11 @@ func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64
 	}
 	bucket, unit := day, uint8(UnitDay)
 	for _, child := range []uint8{UnitHour, UnitMinute, UnitSecond} {
-		if !found {
-			break
+		if !found || live <= walkWithin {
+			break // walking this bucket's few users costs less than reading its children's counts
 		}
 		first := bucket * unitsPerParent[child] // the first child bucket of the parent
-		bucket, found, err = findBucket(ctx, q, child, first-1, first+unitsPerParent[child]-1, off, &before)
+		bucket, live, found, err = findBucket(ctx, q, child, first-1, first+unitsPerParent[child]-1, off, &before)
 		if err != nil {
 			return nil, err
 		}
@@ -675,20 +676,25 @@ func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64
 }
 
 // findBucket reads the counts of unit's buckets in (lo, hi], newest first, adding them to *before
-// until the bucket that holds row off.
-func findBucket(ctx context.Context, q *sqlcgen.Queries, unit uint8, lo, hi uint32, off int64, before *int64) (uint32, bool, error) {
+// until the bucket that holds row off, which it returns with its count.
+func findBucket(ctx context.Context, q *sqlcgen.Queries, unit uint8, lo, hi uint32, off int64, before *int64) (uint32, int64, bool, error) {
 	rows, err := q.ListTimeCounts(ctx, sqlcgen.ListTimeCountsParams{Unit: unit, Lo: lo, Hi: hi})
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	for _, r := range rows {
 		if *before+r.Live > off {
-			return r.Bucket, true, nil
+			return r.Bucket, r.Live, true, nil
 		}
 		*before += r.Live
 	}
-	return 0, false, nil
+	return 0, 0, false, nil
 }
+
+// walkWithin is the most live users a bucket may hold for a deep page to walk it instead of
+// reading its children's counts: a walk of that many index entries costs less than a round trip.
+// A variable only so that tests can set it to 0 and make every page descend to seconds.
+var walkWithin int64 = 256
 
 // Cursor is a position in the list order (newest first): the last item a client has seen.
 type Cursor struct {
