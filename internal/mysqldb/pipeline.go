@@ -44,8 +44,9 @@ func (p *Pipeline) Queries() *sqlcgen.Queries { return sqlcgen.New(p) }
 // the pipeline runs.
 var errNotPipelined = errors.New("pipeline: a statement that returns rows cannot be pipelined")
 
-// ExecContext records one statement. Its result is known only after Run: the Result it returns
-// answers every question with an error.
+// ExecContext records one statement. Its result is known only after the pipeline runs: the
+// Result it returns has no insert id (an error) and -1 rows affected, which sqlc's :execrows
+// accessors pass on without failing; a unit of work that needs either cannot be pipelined.
 func (p *Pipeline) ExecContext(_ context.Context, query string, args ...any) (sql.Result, error) {
 	// The driver interpolates the arguments at the query's question marks: a question mark that is
 	// not a placeholder (in a comment or a literal) would shift every later argument.
@@ -76,7 +77,21 @@ func (p *Pipeline) QueryRowContext(context.Context, string, ...any) *sql.Row {
 type pendingResult struct{}
 
 func (pendingResult) LastInsertId() (int64, error) { return 0, errNotPipelined }
-func (pendingResult) RowsAffected() (int64, error) { return 0, errNotPipelined }
+func (pendingResult) RowsAffected() (int64, error) { return -1, nil }
+
+// Flush sends p's statements in one round trip inside tx, an open transaction, and empties p:
+// for the writes at the end of an interactive unit of work (after its reads and locks) that need
+// no answer. When the server refuses one, the statements after it are not run and its error is
+// returned; the caller's transaction handling rolls the whole unit back as usual.
+func (p *Pipeline) Flush(ctx context.Context, tx *sql.Tx) error {
+	stmts, args, err := p.stmts, p.args, p.err
+	p.stmts, p.args, p.err = nil, nil, nil
+	if err != nil || len(stmts) == 0 {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, strings.Join(stmts, ";\n"), args...)
+	return err
+}
 
 // Run sends p's statements as one READ COMMITTED transaction on a connection of db.
 func (p *Pipeline) Run(ctx context.Context, db *sql.DB) error {

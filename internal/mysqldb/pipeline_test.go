@@ -34,6 +34,9 @@ func TestPipelineRefusesReads(t *testing.T) {
 	if _, err := res.LastInsertId(); !errors.Is(err, errNotPipelined) {
 		t.Fatalf("LastInsertId before Run = %v", err)
 	}
+	if n, err := res.RowsAffected(); n != -1 || err != nil {
+		t.Fatalf("RowsAffected before Run = %d, %v; want -1 (unknown), so that :execrows accessors record", n, err)
+	}
 	defer func() {
 		if recover() == nil {
 			t.Fatal("QueryRowContext did not panic")

@@ -482,7 +482,8 @@ func (s *Service) Lookup(ctx context.Context, c Caller, aadhaar *govid.Aadhaar, 
 // Update applies a partial update to a live user, if pre allows its current version. An update that changes nothing writes nothing and keeps the version.
 func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondition, ch Changes) (User, error) {
 	var out User
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InRawTx(ctx, s.db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+		q := sqlcgen.New(tx)
 		if err := recordIdempotency(ctx, q, c, id, ActionUpdate, s.now().UTC()); err != nil {
 			return err
 		}
@@ -502,24 +503,31 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 			out = cur
 			return s.reveal(ctx, q, &out)
 		}
+		// The writes need no answer: one round trip (see mysqldb.Pipeline.Flush). The update
+		// comes first, so that when a new value is taken nothing after it has run.
+		p := mysqldb.NewPipeline()
+		w := p.Queries()
 		now, version := s.now().UTC(), uuid.NewString()
-		_, err = q.UpdateUserProfile(ctx, sqlcgen.UpdateUserProfileParams{
+		if _, err := w.UpdateUserProfile(ctx, sqlcgen.UpdateUserProfileParams{
 			Name: next.Name, Email: next.Email, EmailKey: nullString(emailKey), PrimaryMobile: nullString(next.PrimaryMobile),
 			SecondaryMobile: nullString(next.SecondaryMobile), CurrentAddress: next.CurrentAddress,
 			PermanentAddress: next.PermanentAddress, IsActive: next.IsActive,
 			UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version,
 			ID: id, ExpectedVersion: row.Version,
-		})
-		if isDuplicate(err) {
-			return conflicts(ctx, q, emailKey, next.PrimaryMobile, "", "", id)
-		}
-		if err == nil && (next.Name != cur.Name || next.Email != cur.Email) {
-			err = search.Queue(ctx, q, row.Seq)
-		}
-		if err != nil {
+		}); err != nil {
 			return err
 		}
-		if err := audit(ctx, q, c, id, ActionUpdate, changed, version, now); err != nil {
+		if next.Name != cur.Name || next.Email != cur.Email {
+			if err := search.Queue(ctx, w, row.Seq); err != nil {
+				return err
+			}
+		}
+		if err := audit(ctx, w, c, id, ActionUpdate, changed, version, now); err != nil {
+			return err
+		}
+		if err := p.Flush(ctx, tx); isDuplicate(err) {
+			return conflicts(ctx, q, emailKey, next.PrimaryMobile, "", "", id)
+		} else if err != nil {
 			return err
 		}
 		out, err = s.readBack(ctx, q, id)
@@ -531,7 +539,8 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 // Delete soft-deletes a live user and returns its new version.
 func (s *Service) Delete(ctx context.Context, c Caller, id string, pre Precondition) (string, error) {
 	var version string
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InRawTx(ctx, s.db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+		q := sqlcgen.New(tx)
 		now := s.now().UTC()
 		if err := recordIdempotency(ctx, q, c, id, ActionDelete, now); err != nil {
 			return err
@@ -540,18 +549,24 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string, pre Precondit
 		if err != nil {
 			return err
 		}
+		// The writes need no answer: one round trip (see mysqldb.Pipeline.Flush).
+		p := mysqldb.NewPipeline()
+		w := p.Queries()
 		version = uuid.NewString()
-		if _, err := q.SoftDeleteUser(ctx, sqlcgen.SoftDeleteUserParams{
+		if _, err := w.SoftDeleteUser(ctx, sqlcgen.SoftDeleteUserParams{
 			DeletedAt: sql.NullTime{Time: now, Valid: true}, DeletedBy: nullString(c.Actor),
 			UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version,
 			ID: id, ExpectedVersion: row.Version,
 		}); err != nil {
 			return err
 		}
-		if err := countLive(ctx, q, -1, row.CreatedAt); err != nil {
+		if err := countLive(ctx, w, -1, row.CreatedAt); err != nil {
 			return err
 		}
-		return audit(ctx, q, c, id, ActionDelete, []string{"is_deleted", "is_active"}, version, now)
+		if err := audit(ctx, w, c, id, ActionDelete, []string{"is_deleted", "is_active"}, version, now); err != nil {
+			return err
+		}
+		return p.Flush(ctx, tx)
 	})
 	return version, err
 }
@@ -559,7 +574,8 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string, pre Precondit
 // Restore undoes a soft delete. A live user gives ErrNotDeleted.
 func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondition) (User, error) {
 	var out User
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InRawTx(ctx, s.db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+		q := sqlcgen.New(tx)
 		if err := recordIdempotency(ctx, q, c, id, ActionRestore, s.now().UTC()); err != nil {
 			return err
 		}
@@ -576,17 +592,22 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 		if !pre.allows(row.Version) {
 			return ErrPreconditionFailed
 		}
+		p := mysqldb.NewPipeline()
+		w := p.Queries()
 		now, version := s.now().UTC(), uuid.NewString()
-		if _, err := q.RestoreUser(ctx, sqlcgen.RestoreUserParams{
+		if _, err := w.RestoreUser(ctx, sqlcgen.RestoreUserParams{
 			UpdatedAt: now, UpdatedBy: nullString(c.Actor), NewVersion: version,
 			ID: id, ExpectedVersion: row.Version,
 		}); err != nil {
 			return err
 		}
-		if err := countLive(ctx, q, 1, row.CreatedAt); err != nil {
+		if err := countLive(ctx, w, 1, row.CreatedAt); err != nil {
 			return err
 		}
-		if err := audit(ctx, q, c, id, ActionRestore, []string{"is_deleted", "is_active"}, version, now); err != nil {
+		if err := audit(ctx, w, c, id, ActionRestore, []string{"is_deleted", "is_active"}, version, now); err != nil {
+			return err
+		}
+		if err := p.Flush(ctx, tx); err != nil {
 			return err
 		}
 		out, err = s.readBack(ctx, q, id)
