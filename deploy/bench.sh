@@ -12,6 +12,11 @@ mariadb --protocol=tcp -h127.0.0.1 -uroot -e "DROP TABLE IF EXISTS usersvc_bench
 ./bin/usersvc migrate >/dev/null
 ./bin/usersvc dev-init --env-file "$envfile"
 set -a; . "./$envfile"; set +a
+pool=$(mariadb --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT @@innodb_buffer_pool_size")
+if [ "$pool" -lt 2147483648 ]; then
+  echo "warning: innodb_buffer_pool_size is $((pool >> 20)) MB: a million users' indexes do not fit, so the seed" \
+       "and the numbers will be disk-bound. The README's numbers used SET GLOBAL innodb_buffer_pool_size = 4294967296." >&2
+fi
 have=$(mariadb --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT COUNT(*) FROM usersvc_bench.users WHERE is_deleted = FALSE")
 if [ "$have" -lt "$users" ]; then
   echo "seeding $((users - have)) users (the buffer pool should hold the working set: see README)"
