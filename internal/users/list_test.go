@@ -52,9 +52,10 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 	if _, err := seed.Run(ctx, db, v, seed.Options{Count: 2600, Workers: 2, Batch: 500}); err != nil {
 		t.Fatal(err)
 	}
-	// The service's clock moves back a day per user, so that its users land on many days.
+	// The service's clock moves back 5 days and 10 hours per user, so that its users land on many
+	// days, over 160 days: deep pages read more than one window of 64 days.
 	clock := time.Now().UTC()
-	svc := users.NewService(db, v, func() time.Time { clock = clock.Add(-26 * time.Hour); return clock })
+	svc := users.NewService(db, v, func() time.Time { clock = clock.Add(-130 * time.Hour); return clock })
 	c := users.Caller{Actor: "test"}
 	var made []users.User
 	for i := 0; i < 30; i++ {

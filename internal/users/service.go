@@ -656,20 +656,26 @@ const dayWindow = 64
 // It then walks the index from that second's end. The counts must be exact, as the total is: they change in the
 // transaction of every change that makes a user live or not, and migrate's recount rebuilds them.
 func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64, size int) ([]string, error) {
-	oldest, err := q.OldestCountedDay(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var before int64 // live users created after the bucket being looked at
 	var day uint32
 	var live int64 // live users in the bucket found
 	found := false
-	for hi := int64(Bucket(time.Now(), UnitDay)) + 2; hi >= oldest && !found; hi -= dayWindow {
+	oldest := int64(-1) // the oldest counted day, read only when the newest days do not reach off
+	var err error
+	for hi := int64(Bucket(time.Now(), UnitDay)) + 2; ; hi -= dayWindow {
 		lo := max(hi-dayWindow, 0)
 		if day, live, found, err = findBucket(ctx, q, UnitDay, uint32(lo), uint32(hi), off, &before); err != nil {
 			return nil, err
 		}
-		if lo == 0 {
+		if found || lo == 0 {
+			break
+		}
+		if oldest < 0 {
+			if oldest, err = q.OldestCountedDay(ctx); err != nil {
+				return nil, err
+			}
+		}
+		if lo < oldest {
 			break
 		}
 	}
