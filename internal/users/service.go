@@ -653,7 +653,8 @@ const dayWindow = 64
 
 // listFromDay finds the second that holds row off of the list (newest first) by summing live
 // counts newest first: days, then that day's hours, that hour's minutes and that minute's seconds.
-// It then walks the index from that second's end. The counts must be exact, as the total is: they change in the
+// It stops early at a bucket of at most walkWithin users, and then walks the index from the end of
+// the bucket it stopped at. The counts must be exact, as the total is: they change in the
 // transaction of every change that makes a user live or not, and migrate's recount rebuilds them.
 func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64, size int) ([]string, error) {
 	var before int64 // live users created after the bucket being looked at
