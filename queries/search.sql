@@ -12,8 +12,8 @@ SELECT seq FROM search_pending;
 -- name: AddSearchPending :exec
 INSERT IGNORE INTO search_pending (seq) VALUES (?);
 
--- AddSearchPendingFor queues a user by id, for a pipelined create, which cannot read back the
--- seq its own insert was given.
+-- AddSearchPendingFor queues a new user by id, right after its insert: both ways of creating a
+-- user use it, since a pipelined create cannot read back the seq its insert was given.
 -- name: AddSearchPendingFor :exec
 INSERT IGNORE INTO search_pending (seq) SELECT seq FROM users WHERE id = ?;
 

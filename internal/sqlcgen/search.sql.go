@@ -23,8 +23,8 @@ const addSearchPendingFor = `-- name: AddSearchPendingFor :exec
 INSERT IGNORE INTO search_pending (seq) SELECT seq FROM users WHERE id = ?
 `
 
-// AddSearchPendingFor queues a user by id, for a pipelined create, which cannot read back the
-// seq its own insert was given.
+// AddSearchPendingFor queues a new user by id, right after its insert: both ways of creating a
+// user use it, since a pipelined create cannot read back the seq its insert was given.
 func (q *Queries) AddSearchPendingFor(ctx context.Context, id string) error {
 	_, err := q.db.ExecContext(ctx, addSearchPendingFor, id)
 	return err

@@ -154,4 +154,15 @@ func TestPipelinedCreate(t *testing.T) {
 		t.Fatalf("users has %d rows after the restore, want 7", got)
 	}
 	_ = fresh
+
+	// The interactive create (here because the vault is reached through its own pool, as with a
+	// separate vault database) writes the same rows: the user is queued for search by its seq.
+	interactive := users.NewService(db, vault.New(keys, other), nil)
+	u, err := interactive.Create(ctx, users.Caller{Actor: "tester"}, userWith(t, "Interactive Create", "pipe.interactive."+testdb.Digits(6)+"@example.com", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.QueryRow("SELECT COUNT(*) FROM search_pending p JOIN users u ON u.seq = p.seq WHERE u.id = ?", u.ID).Scan(&pending); err != nil || pending != 1 {
+		t.Fatalf("the interactively created user is not queued for search: %d, %v", pending, err)
+	}
 }

@@ -105,27 +105,14 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 	}
 	var out User
 	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
-		now, version := s.now().UTC(), uuid.NewString()
-		id := newID()
-		// The key is recorded first, so that a retry of an applied create is recognised before
-		// its duplicate values are.
-		if err := recordIdempotency(ctx, q, c, id, ActionCreate, now); err != nil {
-			return err
-		}
-		aRef, pRef, err := s.storeIDs(ctx, q, nu)
-		if err != nil {
-			return err
-		}
+		now, version, id := s.now().UTC(), uuid.NewString(), newID()
 		action, changed := ActionCreate, createdFields(nu)
-		res, err := q.InsertUser(ctx, insertUserParams(c, id, nu, aRef, pRef, now, version))
-		if err == nil {
-			err = queueSearch(ctx, q, res)
-		}
+		row, err := s.insertNew(ctx, q, c, id, nu, now, version)
 		if err != nil {
 			if !isDuplicate(err) {
 				return err
 			}
-			if id, changed, err = s.revive(ctx, q, c, nu, aRef, pRef, now, version); err != nil {
+			if id, changed, err = s.revive(ctx, q, c, nu, row.AadhaarRef.String, row.PanRef.String, now, version); err != nil {
 				return err
 			}
 			action = ActionCreateRestore
@@ -147,26 +134,17 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 }
 
 // createPipelined is Create in the common case, where every value is new: the same statements
-// as the interactive transaction's first try, in one round trip (see mysqldb.Pipeline). The
-// returned user is made from the row as written, with the timestamps cut to the columns'
-// microseconds first, so it is what a read would return. It fails with mysqldb.ErrRefused,
-// having written nothing, when the server refuses a statement.
+// as the interactive transaction's first try (insertNew, audit, countLive), recorded into a
+// pipeline and sent in one round trip (see mysqldb.Pipeline). The returned user is made from the
+// row as written, with the timestamps cut to the columns' microseconds first, so it is what a read
+// would return. It fails with mysqldb.ErrRefused, having written nothing, when the server refuses
+// a statement.
 func (s *Service) createPipelined(ctx context.Context, c Caller, nu NewUser) (User, error) {
 	p := mysqldb.NewPipeline()
 	q := p.Queries()
 	now, version, id := s.now().UTC().Truncate(time.Microsecond), uuid.NewString(), newID()
-	if err := recordIdempotency(ctx, q, c, id, ActionCreate, now); err != nil {
-		return User{}, err
-	}
-	aRef, pRef, err := s.storeIDs(ctx, q, nu)
+	row, err := s.insertNew(ctx, q, c, id, nu, now, version)
 	if err != nil {
-		return User{}, err
-	}
-	row := insertUserParams(c, id, nu, aRef, pRef, now, version)
-	if _, err := q.InsertUser(ctx, row); err != nil {
-		return User{}, err
-	}
-	if err := q.AddSearchPendingFor(ctx, id); err != nil {
 		return User{}, err
 	}
 	if err := audit(ctx, q, c, id, ActionCreate, createdFields(nu), version, now); err != nil {
@@ -196,9 +174,20 @@ func (s *Service) createPipelined(ctx context.Context, c Caller, nu NewUser) (Us
 // always fails cannot hide behind the fallback.
 func (s *Service) CreateFallbacks() int64 { return s.createFallbacks.Load() }
 
-// insertUserParams is the users row of a new user.
-func insertUserParams(c Caller, id string, nu NewUser, aRef, pRef string, now time.Time, version string) sqlcgen.InsertUserParams {
-	return sqlcgen.InsertUserParams{
+// insertNew makes, through q, the statements that write a new user, for both ways of creating
+// one: the idempotency row (first, so that a retry of an applied create is recognised before its
+// duplicate values are), the vault entries, the users row, and its search-queue row. It returns
+// the users row; when a value is taken, the error is the users insert's duplicate, and the row
+// still carries the vault refs for a revive.
+func (s *Service) insertNew(ctx context.Context, q *sqlcgen.Queries, c Caller, id string, nu NewUser, now time.Time, version string) (sqlcgen.InsertUserParams, error) {
+	if err := recordIdempotency(ctx, q, c, id, ActionCreate, now); err != nil {
+		return sqlcgen.InsertUserParams{}, err
+	}
+	aRef, pRef, err := s.storeIDs(ctx, q, nu)
+	if err != nil {
+		return sqlcgen.InsertUserParams{}, err
+	}
+	row := sqlcgen.InsertUserParams{
 		ID: id, Name: nu.Name, Email: nu.Email.Display(), EmailKey: nullString(nu.Email.Key()),
 		PrimaryMobile: nullString(nu.PrimaryMobile), SecondaryMobile: nullString(nu.SecondaryMobile),
 		DateOfBirth: nullDate(nu.DateOfBirth), PlaceOfBirth: nu.PlaceOfBirth,
@@ -207,6 +196,10 @@ func insertUserParams(c Caller, id string, nu NewUser, aRef, pRef string, now ti
 		CreatedAt: now, UpdatedAt: now, CreatedBy: nullString(c.Actor), UpdatedBy: nullString(c.Actor),
 		Version: version,
 	}
+	if _, err := q.InsertUser(ctx, row); err != nil {
+		return row, err
+	}
+	return row, q.AddSearchPendingFor(ctx, id)
 }
 
 // newID returns a user id: a UUIDv7, random in 74 bits and time-ordered, so that new rows append
@@ -217,15 +210,6 @@ func newID() string {
 		return uuid.NewString()
 	}
 	return id.String()
-}
-
-// queueSearch queues a new user for the search index (see internal/search).
-func queueSearch(ctx context.Context, q *sqlcgen.Queries, res sql.Result) error {
-	seq, err := res.LastInsertId()
-	if err != nil {
-		return err
-	}
-	return search.Queue(ctx, q, uint32(seq))
 }
 
 // countLive moves the maintained live-user counts by delta, on a random slot: the total
