@@ -19,3 +19,9 @@ DELETE FROM idempotency_keys WHERE key_hash = ? AND expires_at <= ?;
 
 -- name: PurgeExpiredIdempotencyKeys :execrows
 DELETE FROM idempotency_keys WHERE expires_at <= ? LIMIT 1000;
+
+-- Erasure: the keys of an erased user keep their row (a retry must still change nothing) but
+-- lose the fingerprint of the request that held the person's data, and say "erase", so that a
+-- retry is answered 410 Gone instead of with the person.
+-- name: NeutraliseIdempotencyKeys :execrows
+UPDATE idempotency_keys SET fingerprint = sqlc.arg(zero), action = 'erase' WHERE user_id = sqlc.arg(user_id);

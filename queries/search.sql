@@ -55,15 +55,37 @@ FOR UPDATE;
 DELETE FROM search_pending WHERE seq IN (sqlc.slice(seqs));
 
 -- How many users each gram has, to read the rarest grams first (a range of the primary key;
--- the bitmaps themselves are not read). Segments only grow, so the three numbers also tell a
--- replica whether the postings it has cached for a gram are still current.
+-- the bitmaps themselves are not read). Segment rows are never deleted and every rewrite bumps
+-- rev, so the number of segments and the sum of rev also tell a replica whether the postings it
+-- has cached for a gram are still current.
 -- name: SearchGramSizes :many
-SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest FROM search_segments
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest,
+       CAST(SUM(rev) AS SIGNED) AS revs FROM search_segments
 WHERE gram IN (sqlc.slice(grams))
 GROUP BY gram;
 
 -- The same for every gram that starts with a two-character query.
 -- name: SearchGramSizesPrefix :many
-SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest FROM search_segments
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest,
+       CAST(SUM(rev) AS SIGNED) AS revs FROM search_segments
 WHERE gram >= sqlc.arg(lo) AND gram < sqlc.arg(hi)
 GROUP BY gram;
+
+-- Forgetting a user's postings (search.Forget: erasure, and a change of name or email). First the
+-- segments that may hold the user, without their bitmaps: its compactor bucket, and the bulk
+-- segments at or below its seq (the one that holds it has every one of its grams).
+-- name: SearchSegmentKeysFor :many
+SELECT gram, segment FROM search_segments
+WHERE gram IN (sqlc.slice(grams)) AND (segment <= sqlc.arg(seq) OR segment = sqlc.arg(bucket));
+
+-- Then those rows, locked, to take the seq out of their bitmaps.
+-- name: LockSearchSegmentsAt :many
+SELECT gram, segment, seqs FROM search_segments
+WHERE gram IN (sqlc.slice(grams)) AND segment IN (sqlc.slice(segments))
+FOR UPDATE;
+
+-- An emptied segment stays as a row with an empty bitmap, so that the number of segments and the
+-- sum of rev only ever grow: together they tell a cached gram apart from a changed one.
+-- name: SetSearchSegment :execrows
+UPDATE search_segments SET seqs = sqlc.arg(seqs), n = sqlc.arg(n), rev = rev + 1
+WHERE gram = sqlc.arg(gram) AND segment = sqlc.arg(segment);

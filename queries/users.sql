@@ -21,9 +21,9 @@ SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_bir
 FROM users
 WHERE id = ? AND is_deleted = FALSE;
 
--- GetUserState tells whether a user exists at all (live or soft-deleted).
+-- GetUserState tells whether a user exists at all (live or soft-deleted) and whether it was erased.
 -- name: GetUserState :one
-SELECT id, is_deleted, aadhaar_ref, pan_ref FROM users WHERE id = ?;
+SELECT id, is_deleted, aadhaar_ref, pan_ref, erased_at FROM users WHERE id = ?;
 
 -- LockUser reads a user, live or deleted, and locks the row until the transaction ends.
 -- name: LockUser :one

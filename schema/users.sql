@@ -89,7 +89,9 @@ CREATE TABLE idempotency_keys (
   created_at  DATETIME(6)  NOT NULL,
   expires_at  DATETIME(6)  NOT NULL,
   PRIMARY KEY (key_hash),
-  KEY idx_idempotency_keys_expires (expires_at)
+  KEY idx_idempotency_keys_expires (expires_at),
+  -- Erasure neutralises the rows of the erased user (NeutraliseIdempotencyKeys).
+  KEY idx_idempotency_keys_user (user_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- api_keys: bearer keys for clients. The key itself is never stored: only the SHA-256 of its
@@ -120,16 +122,21 @@ CREATE TABLE user_counts (
 -- The substring search index (internal/search). "Name or email contains q" is answered from
 -- trigrams of the case- and accent-folded name and email, without scanning users.
 -- search_segments holds, per trigram, compressed bitmaps (Roaring, portable format) of the seq of
--- every user whose name or email had that trigram. Postings are never removed: a changed, deleted
--- or erased user keeps stale postings, and every candidate is verified against its users row
--- before it is returned. segment: below 2^32 it is the first seq of a bulk batch (seed, reindex);
--- from 2^32 on it is 2^32 + (seq >> 16), the compactor's bucket.
+-- every user whose name or email has that trigram. Erasure, and a change of name or email, take
+-- the user's seq out of the postings of its old grams in the same transaction (search.Forget), so
+-- that an old value cannot be rebuilt from the index; the compactor then adds the new grams.
+-- Rows are never deleted (an emptied one keeps an empty bitmap) and every rewrite adds 1 to rev,
+-- which lets replicas tell whether the postings they cache for a gram are current.
+-- segment: below 2^32 it is the first seq of a bulk batch (seed, reindex); from 2^32 on it is
+-- 2^32 + (seq >> 16), the compactor's bucket.
 CREATE TABLE search_segments (
   gram    VARBINARY(16) NOT NULL,
   segment BIGINT UNSIGNED NOT NULL,
   seqs    MEDIUMBLOB NOT NULL,
   -- how many seqs the bitmap holds, so that a query finds its rarest grams without reading blobs
   n       INT UNSIGNED NOT NULL DEFAULT 0,
+  -- how many times the row was rewritten (see above)
+  rev     BIGINT UNSIGNED NOT NULL DEFAULT 0,
   PRIMARY KEY (gram, segment)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

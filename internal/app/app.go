@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/usersvc/usersvc/internal/auth"
@@ -225,10 +226,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer vdb.Close()
 	}
 
-	rdb, err := redisx.Open(redisx.Options{
-		URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
-		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster, Timeout: cfg.RedisTimeout,
-	})
+	rdb, err := openRedis(cfg)
 	if err != nil {
 		return err
 	}
@@ -238,6 +236,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Warn("redis is not answering; idempotency keys get 503 and rate limiting follows RATE_LIMIT_ON_REDIS_ERROR until it does", "error", err.Error())
 	}
 
+	idem := newIdempotencyStore(cfg, rdb)
 	authn := auth.NewAuthenticator(auth.NewKeyStore(db), jwtVerifier(cfg))
 	var draining atomic.Bool
 	m := metrics.New(Version, revision(), map[string]*sql.DB{"main": db, "vault": vdb, "read": readDB})
@@ -257,14 +256,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Logger: log, Tokens: logx.NewTokenizer(cfg.LogHashSecret),
 		DefaultPageSize: cfg.DefaultPageSize, MaxPageSize: cfg.MaxPageSize,
 		AllowedOrigins: cfg.AllowedOrigins, RequestTimeout: cfg.RequestTimeout,
-		TrustedProxies: cfg.TrustedProxies,
+		TrustedProxies: cfg.TrustedProxies, CursorKey: cfg.Keys.DerivedKey("list cursors"),
 		RateLimit: httpapi.RateLimit{
 			Limiter: redis_rate.NewLimiter(rdb), KeyPrefix: cfg.RedisKeyPrefix,
 			PerMinute: cfg.RateLimitPerMinute, WritesPerMinute: cfg.RateLimitWritesPerMinute,
 			DenyOnRedisError: cfg.RateLimitOnRedisError == "deny",
 		},
-		Idempotency: idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL, cfg.IdempotencyWait),
-	}, users.NewService(db, v, nil).WithReadReplica(readDB))
+		Idempotency: idem,
+	}, users.NewService(db, v, nil).WithReadReplica(readDB).WithErasureOf(forgetStored(idem)))
 	go every(ctx, 10*time.Minute, log, "purge of expired idempotency keys", func(ctx context.Context) error {
 		return purgeIdempotencyKeys(ctx, db, log)
 	})
@@ -323,6 +322,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return nil
+}
+
+func openRedis(cfg config.Config) (redis.UniversalClient, error) {
+	return redisx.Open(redisx.Options{
+		URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
+		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster, Timeout: cfg.RedisTimeout,
+	})
+}
+
+func newIdempotencyStore(cfg config.Config, rdb redis.UniversalClient) *idempotency.Store {
+	return idempotency.NewStore(rdb, cfg.RedisKeyPrefix, cfg.IdempotencyTTL, cfg.IdempotencyInFlightTTL, cfg.IdempotencyWait)
+}
+
+// forgetStored is the erasure hook (users.Service.WithErasureOf) that deletes the stored
+// Idempotency-Key responses about the erased user from Redis.
+func forgetStored(idem *idempotency.Store) func(context.Context, string) error {
+	return func(ctx context.Context, userID string) error {
+		_, err := idem.ForgetUser(ctx, userID)
+		return err
+	}
 }
 
 // initLiveCount fills the maintained live-user counts (user_counts, user_time_counts) when one is

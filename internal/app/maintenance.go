@@ -92,13 +92,19 @@ func runPurge(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("--deleted-before: %w", err)
 	}
-	_, db, v, closeAll, err := openForMaintenance(ctx, getenv)
+	cfg, db, v, closeAll, err := openForMaintenance(ctx, getenv)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
+	// Erasure also deletes the stored Idempotency-Key responses about the person, in Redis.
+	rdb, err := openRedis(cfg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
 	cutoff := time.Now().UTC().Add(-age)
-	svc := users.NewService(db, v, nil)
+	svc := users.NewService(db, v, nil).WithErasureOf(forgetStored(newIdempotencyStore(cfg, rdb)))
 	res, err := svc.PurgeDeletedBefore(ctx, users.Caller{Actor: "system:purge"}, cutoff, *batch, func(p users.PurgeProgress) {
 		fmt.Fprintf(stdout, "erased %d (failed %d)\n", p.Erased, p.Failed)
 	})

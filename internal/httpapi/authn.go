@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,9 @@ func authenticate(a *auth.Authenticator, log *slog.Logger) gin.HandlerFunc {
 			writeProblem(c, log, &httpError{status: http.StatusUnauthorized, code: "invalid_credentials",
 				detail: "the bearer credentials are invalid, expired or revoked",
 				header: map[string]string{"WWW-Authenticate": `Bearer realm="usersvc", error="invalid_token"`}})
+			return
+		case err != nil && clientGone(c):
+			writeProblem(c, log, context.Canceled) // the client left: not a backend failure
 			return
 		case err != nil:
 			log.WarnContext(c.Request.Context(), "authentication backend failed", "request_id", requestID(c), "error", err.Error())

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -142,6 +143,11 @@ func (f *fields) str(name string, nullAs *string) *string {
 			return nullAs
 		}
 		f.verr.Add(name, "must be a string, not null")
+		return nil
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD and store it; refuse it, naming the field.
+	if !utf8.Valid(raw) {
+		f.verr.Add(name, "must be valid UTF-8 text")
 		return nil
 	}
 	var s string

@@ -157,6 +157,7 @@ func openEnv(t *testing.T, prefix string, o envOptions) (*env, error) {
 		jwtV = auth.NewJWTVerifier(*o.jwt)
 	}
 	e.idem = idempotency.NewStore(rdb, keyPrefix, time.Hour, 30*time.Second, 500*time.Millisecond)
+	svc.WithErasureOf(func(ctx context.Context, id string) error { _, err := e.idem.ForgetUser(ctx, id); return err })
 	e.h = httpapi.NewServer(httpapi.Options{
 		Auth:   auth.NewAuthenticator(e.keys, jwtV),
 		Logger: log, Tokens: logx.NewTokenizer([]byte("test-secret-test-secret-test-secret")),

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,7 +29,11 @@ var replayedHeaders = []string{"Content-Type", "ETag", "Location"}
 // idempotent implements Idempotency-Key for one write route. bodyKey enables the description's
 // idempotency_key body field (create only). The record is scoped to the caller (the
 // authenticated principal), the method, the route and the path id.
-func idempotent(store *idempotency.Store, m *metrics.Metrics, log *slog.Logger, bodyKey bool) gin.HandlerFunc {
+//
+// A stored response about a user is replayed only while that user is not erased (erased asks
+// the database): an erasure deletes the stored responses (Store.ForgetUser), and this check
+// covers one stored in the instant between the erasure and that deletion.
+func idempotent(store *idempotency.Store, erased func(context.Context, string) (bool, error), m *metrics.Metrics, log *slog.Logger, bodyKey bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		key := c.GetHeader("Idempotency-Key")
 		var body []byte
@@ -75,6 +80,9 @@ func idempotent(store *idempotency.Store, m *metrics.Metrics, log *slog.Logger, 
 
 		claim, rec, err := store.BeginOrWait(c.Request.Context(), hash[:], hex.EncodeToString(fp))
 		switch {
+		case err != nil && clientGone(c):
+			writeProblem(c, log, context.Canceled)
+			return
 		case err != nil:
 			m.RedisErrors.WithLabelValues("idempotency").Inc()
 			m.IdempotencyRefusals.WithLabelValues("unavailable").Inc()
@@ -93,15 +101,23 @@ func idempotent(store *idempotency.Store, m *metrics.Metrics, log *slog.Logger, 
 				detail: "a request with this Idempotency-Key is still being processed; retry later",
 				header: map[string]string{"Retry-After": "1"}})
 			return
-		case rec != nil:
-			for k, v := range rec.Header {
-				c.Header(k, v)
+		case rec != nil && rec.UserID != "":
+			gone, err := erased(c.Request.Context(), rec.UserID)
+			if err != nil {
+				writeProblem(c, log, err)
+				return
 			}
-			m.IdempotencyReplays.Inc()
-			c.Header("Idempotent-Replayed", "true")
-			c.Status(rec.Status)
-			_, _ = c.Writer.Write(rec.Body)
-			c.Abort()
+			if gone {
+				if err := store.Forget(c.Request.Context(), hash[:]); err != nil {
+					log.WarnContext(c.Request.Context(), "stored response of an erased user not deleted", "request_id", requestID(c), "error", err.Error())
+				}
+				writeProblem(c, log, errKeyErased)
+				return
+			}
+			replay(c, m, rec)
+			return
+		case rec != nil:
+			replay(c, m, rec)
 			return
 		}
 
@@ -126,13 +142,35 @@ func idempotent(store *idempotency.Store, m *metrics.Metrics, log *slog.Logger, 
 				header[h] = v
 			}
 		}
-		if err := store.Complete(ctx, claim, idempotency.Record{Fingerprint: hex.EncodeToString(fp), Status: status, Header: header, Body: cw.buf.Bytes()}); err != nil {
+		done := idempotency.Record{Fingerprint: hex.EncodeToString(fp), Status: status, Header: header, Body: cw.buf.Bytes(),
+			UserID: c.Param("id")}
+		if loc, ok := strings.CutPrefix(header["Location"], "/api/v1/users/"); ok && done.UserID == "" {
+			done.UserID = loc
+		}
+		if err := store.Complete(ctx, claim, done); err != nil {
 			// The change is committed and recorded in MySQL: a retry is still recognised there.
 			m.RedisErrors.WithLabelValues("idempotency").Inc()
 			log.WarnContext(ctx, "idempotency record not stored", "request_id", requestID(c), "error", err.Error())
 		}
 	}
 }
+
+// replay answers with a stored response.
+func replay(c *gin.Context, m *metrics.Metrics, rec *idempotency.Record) {
+	for k, v := range rec.Header {
+		c.Header(k, v)
+	}
+	m.IdempotencyReplays.Inc()
+	c.Header("Idempotent-Replayed", "true")
+	c.Status(rec.Status)
+	_, _ = c.Writer.Write(rec.Body)
+	c.Abort()
+}
+
+// errKeyErased answers a retry of a request whose user was erased since: the stored response
+// held the person's data, which is gone for good (410 Gone), and nothing is done again.
+var errKeyErased = newHTTPError(http.StatusGone, "idempotency_key_erased",
+	"this Idempotency-Key was used for a user who has since been erased; the stored response is gone for good and nothing was changed")
 
 var errKeyReused = newHTTPError(http.StatusUnprocessableEntity, "idempotency_key_reused",
 	"this Idempotency-Key was already used for a different request; use a new key for a new request")

@@ -28,7 +28,12 @@ type problem struct {
 	Instance  string         `json:"instance,omitempty"`
 	RequestID string         `json:"request_id"`
 	Errors    []fieldProblem `json:"errors,omitempty"`
+	// ErrorsOmitted counts the field errors left out of errors[] past maxFieldProblems.
+	ErrorsOmitted int `json:"errors_omitted,omitempty"`
 }
+
+// maxFieldProblems caps errors[]: a body of 60,000 unknown keys must not make a 3.6 MB answer.
+const maxFieldProblems = 50
 
 type fieldProblem struct {
 	Field   string `json:"field"`
@@ -67,15 +72,29 @@ func problemFor(err error) (p problem, header map[string]string) {
 		return problem{Status: herr.status, Code: herr.code, Detail: herr.detail}, herr.header
 	case errors.As(err, &verr):
 		p = problem{Status: http.StatusUnprocessableEntity, Code: "validation_error"}
-		names := make([]string, 0, len(verr.Fields))
-		for _, f := range verr.Fields {
+		shown := verr.Fields[:min(len(verr.Fields), maxFieldProblems)]
+		names := make([]string, 0, len(shown))
+		for _, f := range shown {
 			p.Errors = append(p.Errors, fieldProblem{Field: f.Field, Message: f.Message})
 			names = append(names, f.Field)
 		}
-		if len(verr.Fields) == 1 {
+		p.ErrorsOmitted = len(verr.Fields) - len(shown)
+		switch {
+		case len(verr.Fields) == 1:
 			p.Detail = verr.Fields[0].Field + " " + verr.Fields[0].Message
-		} else {
+		case p.ErrorsOmitted > 0:
+			p.Detail = fmt.Sprintf("%d fields are invalid; the first %d are listed (%d left out): %s",
+				len(verr.Fields), len(shown), p.ErrorsOmitted, strings.Join(names, ", "))
+		default:
 			p.Detail = fmt.Sprintf("%d fields are invalid: %s", len(names), strings.Join(names, ", "))
+		}
+		return p, nil
+	case errors.As(err, &cerr) && cerr.Deleted:
+		p = problem{Status: http.StatusConflict, Code: "held_by_deleted_user",
+			Detail: "already in use by a deleted user: " + strings.Join(cerr.Fields, ", ") +
+				"; restoring that user needs the users:delete scope (POST /api/v1/users/{id}/restore)"}
+		for _, f := range cerr.Fields {
+			p.Errors = append(p.Errors, fieldProblem{Field: f, Message: "belongs to a deleted user, whom only a caller with users:delete may restore"})
 		}
 		return p, nil
 	case errors.As(err, &cerr):
@@ -92,6 +111,9 @@ func problemFor(err error) (p problem, header map[string]string) {
 			Detail: "the user has been changed since the version you sent; read it again and retry with its current ETag"}, nil
 	case errors.Is(err, users.ErrNotDeleted):
 		return problem{Status: http.StatusConflict, Code: "not_deleted", Detail: "the user is not deleted, so there is nothing to restore"}, nil
+	case errors.Is(err, users.ErrUnavailable):
+		return problem{Status: http.StatusServiceUnavailable, Code: "dependency_unavailable",
+			Detail: "a dependency (Redis) is unavailable; the change is committed, repeat the request to finish it"}, map[string]string{"Retry-After": "1"}
 	case errors.Is(err, context.Canceled):
 		return problem{Status: statusClientClosedRequest, Code: "client_closed_request", Detail: "the client closed the request"}, nil
 	case errors.Is(err, context.DeadlineExceeded):
@@ -113,8 +135,17 @@ func unavailable(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)
 }
 
+// clientGone reports whether the client closed the connection (or half-closed it) before the
+// answer: net/http then cancels the request's context. A server-side timeout is not this.
+func clientGone(c *gin.Context) bool { return errors.Is(c.Request.Context().Err(), context.Canceled) }
+
 // writeProblem answers with the problem for err and logs server-side failures with their cause.
 func writeProblem(c *gin.Context, log *slog.Logger, err error) {
+	if clientGone(c) {
+		// Whatever failed, it failed because the client went away: answered (to nobody) as 499
+		// and logged once, at INFO, by the access log; never as a server fault.
+		err = context.Canceled
+	}
 	p, header := problemFor(err)
 	p.Type = problemTypeBase + p.Code
 	p.Title = http.StatusText(p.Status)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -47,6 +48,12 @@ func rateLimit(rl RateLimit, m *metrics.Metrics, log *slog.Logger) gin.HandlerFu
 		var policyHdr, stateHdr string
 		for i, p := range policies {
 			res, err := rl.Limiter.Allow(c.Request.Context(), p.key, p.limit)
+			if err != nil && clientGone(c) {
+				// The client's own disconnect cancelled the call: that says nothing about Redis,
+				// and a request nobody waits for must not pass unlimited.
+				writeProblem(c, log, context.Canceled)
+				return
+			}
 			if err != nil {
 				decision := "allow"
 				if rl.DenyOnRedisError {

@@ -32,7 +32,7 @@ func routeTable(opts Options, svc *users.Service) []route {
 	write := func(rt route, bodyKey bool) route { rt.idem, rt.bodyKey = true, bodyKey; return rt }
 	return []route{
 		write(r(http.MethodPost, "/api/v1/users", auth.ScopeUsersWrite, handleUserCreate(svc, log)), true),
-		r(http.MethodGet, "/api/v1/users", auth.ScopeUsersRead, handleUserList(svc, log, pages)),
+		r(http.MethodGet, "/api/v1/users", auth.ScopeUsersRead, handleUserList(svc, log, pages, opts.cursors)),
 		r(http.MethodGet, "/api/v1/users/search", auth.ScopeUsersRead, handleUserSearch(svc, log, pages)),
 		r(http.MethodPost, "/api/v1/users/lookup", auth.ScopeUsersPII, handleUserLookup(svc, log)),
 		r(http.MethodGet, "/api/v1/users/:id", auth.ScopeUsersRead, handleUserGet(svc, log)),
@@ -94,7 +94,7 @@ func addRoutes(r *gin.Engine, opts Options, svc *users.Service) {
 	for _, rt := range routeTable(opts, svc) {
 		chain := []gin.HandlerFunc{require(rt.Scope, log)}
 		if rt.idem && opts.Idempotency != nil {
-			chain = append(chain, idempotent(opts.Idempotency, opts.Metrics, log, rt.bodyKey))
+			chain = append(chain, idempotent(opts.Idempotency, svc.Erased, opts.Metrics, log, rt.bodyKey))
 		}
 		if gate != nil {
 			chain = append(chain, gate)

@@ -56,6 +56,11 @@ type Options struct {
 	// 0 disables the gate.
 	DBSlots        int
 	AcquireTimeout time.Duration
+	// CursorKey signs list cursors (see cursors); every replica must have the same one. Empty:
+	// a random key, so cursors only work on this process.
+	CursorKey []byte
+
+	cursors cursors
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -74,6 +79,7 @@ func NewServer(opts Options, svc *users.Service) http.Handler {
 	if opts.Draining == nil {
 		opts.Draining = &atomic.Bool{}
 	}
+	opts.cursors = newCursors(opts.CursorKey)
 	r := gin.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -93,12 +99,25 @@ func NewServer(opts Options, svc *users.Service) http.Handler {
 		cors(opts.AllowedOrigins),
 		withTimeout(opts.RequestTimeout),
 	)
-	r.NoRoute(func(c *gin.Context) {
-		writeProblem(c, opts.Logger, newHTTPError(http.StatusNotFound, "no_route", "no route for %s", c.Request.URL.Path))
+	// Unknown paths and methods under /api count against the rate limit like any other request,
+	// so that probing them is limited too.
+	limitAPI := func(c *gin.Context) { c.Next() }
+	if opts.RateLimit.Limiter != nil {
+		limit := rateLimit(opts.RateLimit, opts.Metrics, opts.Logger)
+		limitAPI = func(c *gin.Context) {
+			if p := c.Request.URL.Path; p == "/api" || strings.HasPrefix(p, "/api/") {
+				limit(c)
+				return
+			}
+			c.Next()
+		}
+	}
+	r.NoRoute(limitAPI, func(c *gin.Context) {
+		writeProblem(c, opts.Logger, newHTTPError(http.StatusNotFound, "no_route", "no route for this path"))
 	})
-	r.NoMethod(func(c *gin.Context) {
+	r.NoMethod(limitAPI, func(c *gin.Context) {
 		writeProblem(c, opts.Logger, newHTTPError(http.StatusMethodNotAllowed, "method_not_allowed",
-			"method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+			"method %s is not allowed on this route", methodLabel(c.Request.Method)))
 	})
 	addRoutes(r, opts, svc)
 	return trimTrailingSlash(r)
@@ -118,18 +137,25 @@ func trimTrailingSlash(h http.Handler) http.Handler {
 	})
 }
 
-const requestIDKey = "request_id"
+const (
+	requestIDKey       = "request_id"
+	clientRequestIDKey = "client_request_id"
+)
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:\-]{1,128}$`)
 
-// withRequestID accepts a well-formed X-Request-ID or makes one, and echoes it.
+// withRequestID gives every request an id the server made (a UUID): it is the request_id of
+// logs, problem documents and audit rows, and answered in X-Request-ID. A client's own
+// X-Request-ID is never taken for it, since two clients could then share one id in the audit
+// trail; a well-formed one is kept only as client_request_id in the access log, which ties the
+// two together.
 func withRequestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.GetHeader("X-Request-ID")
-		if !validRequestID.MatchString(id) {
-			id = uuid.NewString()
-		}
+		id := uuid.NewString()
 		c.Set(requestIDKey, id)
+		if client := c.GetHeader("X-Request-ID"); validRequestID.MatchString(client) {
+			c.Set(clientRequestIDKey, client)
+		}
 		c.Header("X-Request-ID", id)
 		c.Next()
 	}
@@ -148,7 +174,8 @@ func accessLog(log *slog.Logger, tokens logx.Tokenizer) gin.HandlerFunc {
 		}
 		log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
 			slog.String("request_id", requestID(c)),
-			slog.String("method", c.Request.Method),
+			slog.String("client_request_id", c.GetString(clientRequestIDKey)),
+			slog.String("method", methodLabel(c.Request.Method)),
 			slog.String("route", route),
 			slog.Int("status", c.Writer.Status()),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
@@ -191,7 +218,19 @@ func dbGate(slots int, timeout time.Duration, m *metrics.Metrics, log *slog.Logg
 	}
 }
 
-// instrument counts and times requests by route pattern (never the raw path).
+// methodLabel maps a request method to a closed set: any token is a valid method in HTTP, and a
+// label or log field taken from the client would let anyone grow the metrics without bound.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// instrument counts and times requests by route pattern (never the raw path) and by method from
+// a closed set (methodLabel): the label values of every series come from closed sets.
 func instrument(m *metrics.Metrics) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -202,8 +241,9 @@ func instrument(m *metrics.Metrics) gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.Requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
-		m.Duration.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
+		method := methodLabel(c.Request.Method)
+		m.Requests.WithLabelValues(route, method, strconv.Itoa(c.Writer.Status())).Inc()
+		m.Duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	}
 }
 

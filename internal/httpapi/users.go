@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,7 +20,8 @@ import (
 
 // caller builds the audit identity of the request: the authenticated principal is the actor.
 func caller(c *gin.Context) users.Caller {
-	return users.Caller{Actor: principalOf(c).ID, RequestID: requestID(c), Idempotency: idempotencyOf(c)}
+	p := principalOf(c)
+	return users.Caller{Actor: p.ID, RequestID: requestID(c), Idempotency: idempotencyOf(c), MayRevive: p.Has(auth.ScopeUsersDelete)}
 }
 
 // writeWriteError answers a failed write. A write refused because its Idempotency-Key was applied
@@ -31,6 +31,10 @@ func writeWriteError(c *gin.Context, svc *users.Service, log *slog.Logger, err e
 	var applied *users.AppliedError
 	if !errors.As(err, &applied) {
 		writeProblem(c, log, err)
+		return
+	}
+	if applied.Action == users.ActionErase {
+		writeProblem(c, log, errKeyErased)
 		return
 	}
 	if !applied.SamePayload {
@@ -373,7 +377,7 @@ func (r pageRules) page(c *gin.Context, verr *users.ValidationError) users.Page 
 	return p
 }
 
-func handleUserList(svc *users.Service, log *slog.Logger, pages pageRules) gin.HandlerFunc {
+func handleUserList(svc *users.Service, log *slog.Logger, pages pageRules, cur cursors) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		verr := &users.ValidationError{}
 		p := pages.page(c, verr)
@@ -381,7 +385,7 @@ func handleUserList(svc *users.Service, log *slog.Logger, pages pageRules) gin.H
 		var after users.Cursor
 		if byCursor {
 			var err error
-			if after, err = decodeCursor(raw); err != nil {
+			if after, err = cur.decode(raw); err != nil {
 				verr.Add("cursor", "is not a cursor this service issued")
 			}
 			if _, ok := c.GetQuery("page"); ok {
@@ -408,33 +412,12 @@ func handleUserList(svc *users.Service, log *slog.Logger, pages pageRules) gin.H
 			out.Page = nil
 		}
 		if len(res.Items) == p.Size {
-			next := encodeCursor(users.CursorOf(res.Items[len(res.Items)-1]))
+			next := cur.encode(users.CursorOf(res.Items[len(res.Items)-1]))
 			out.NextCursor = &next
 			c.Header("Link", fmt.Sprintf(`</api/v1/users?cursor=%s&page_size=%d>; rel="next"`, next, p.Size))
 		}
 		c.JSON(http.StatusOK, out)
 	}
-}
-
-// Cursors are opaque to clients: "c1." + base64url(unix microseconds + "." + id).
-func encodeCursor(cur users.Cursor) string {
-	return "c1." + base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(cur.CreatedAt.UnixMicro(), 10)+"."+cur.ID))
-}
-
-func decodeCursor(s string) (users.Cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(s, "c1."))
-	if err != nil || !strings.HasPrefix(s, "c1.") {
-		return users.Cursor{}, errors.New("bad cursor")
-	}
-	micros, id, ok := strings.Cut(string(b), ".")
-	n, err := strconv.ParseInt(micros, 10, 64)
-	if !ok || err != nil {
-		return users.Cursor{}, errors.New("bad cursor")
-	}
-	if _, err := uuid.Parse(id); err != nil {
-		return users.Cursor{}, errors.New("bad cursor")
-	}
-	return users.Cursor{CreatedAt: time.UnixMicro(n).UTC(), ID: id}, nil
 }
 
 func handleUserSearch(svc *users.Service, log *slog.Logger, pages pageRules) gin.HandlerFunc {

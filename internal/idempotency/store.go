@@ -30,6 +30,9 @@ type Record struct {
 	Status      int               `json:"status,omitempty"`
 	Header      map[string]string `json:"header,omitempty"`
 	Body        []byte            `json:"body,omitempty"`
+	// UserID is the user the response is about, if any: erasing that user removes the record
+	// (ForgetUser), and a replay first checks that the user was not erased.
+	UserID string `json:"user,omitempty"`
 }
 
 // Store keeps records under "<prefix>:idem:{<key hash>}"; the braces are a Redis Cluster hash tag.
@@ -49,6 +52,9 @@ func NewStore(rdb redis.UniversalClient, prefix string, ttl, inFlightTTL, wait t
 }
 
 func (s *Store) key(hash []byte) string { return s.prefix + ":idem:{" + hex.EncodeToString(hash) + "}" }
+
+// userKey names the set of a user's record keys, "<prefix>:idemu:{<user id>}".
+func (s *Store) userKey(userID string) string { return s.prefix + ":idemu:{" + userID + "}" }
 
 // Claim is a key this request now owns; Complete or Release it.
 type Claim struct {
@@ -106,14 +112,50 @@ func (s *Store) BeginOrWait(ctx context.Context, hash []byte, fingerprint string
 	}
 }
 
-// Complete stores the final response for the claimed key for s.TTL.
+// Complete stores the final response for the claimed key for s.TTL. A record about a user is
+// first listed in the user's set, so that ForgetUser finds every record it must remove.
 func (s *Store) Complete(ctx context.Context, c *Claim, rec Record) error {
 	rec.State, rec.Owner = StateDone, ""
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
+	if rec.UserID != "" {
+		// Two keys in different hash slots: separate commands, in this order (Redis Cluster
+		// refuses multi-key commands across slots).
+		uk := s.userKey(rec.UserID)
+		if err := s.rdb.SAdd(ctx, uk, s.key(c.hash)).Err(); err != nil {
+			return err
+		}
+		if err := s.rdb.Expire(ctx, uk, s.TTL).Err(); err != nil {
+			return err
+		}
+	}
 	return s.rdb.Set(ctx, s.key(c.hash), raw, s.TTL).Err()
+}
+
+// ForgetUser deletes every stored response about the user (after its erasure) and returns how
+// many there were. A record completed after it ran is caught at replay (Record.UserID).
+func (s *Store) ForgetUser(ctx context.Context, userID string) (int, error) {
+	uk := s.userKey(userID)
+	keys, err := s.rdb.SMembers(ctx, uk).Result()
+	if err != nil {
+		return 0, fmt.Errorf("idempotency store: %w", err)
+	}
+	n := 0
+	for _, k := range keys {
+		deleted, err := s.rdb.Del(ctx, k).Result()
+		if err != nil {
+			return n, fmt.Errorf("idempotency store: %w", err)
+		}
+		n += int(deleted)
+	}
+	return n, s.rdb.Del(ctx, uk).Err()
+}
+
+// Forget deletes one record (a replay found its user erased).
+func (s *Store) Forget(ctx context.Context, hash []byte) error {
+	return s.rdb.Del(ctx, s.key(hash)).Err()
 }
 
 // releaseScript deletes the key only while it is still this owner's in-flight marker.

@@ -9,9 +9,10 @@ import (
 
 // Cache keeps the united postings of recently read grams in memory, up to a byte budget, so that
 // a query for common grams does not read and decode their segments every time. An entry is used
-// only while the gram's segments are unchanged: segments only ever grow, so the same total count,
-// number of segments and newest segment mean the same postings. Safe for concurrent use; the
-// bitmaps it hands out must not be modified.
+// only while the gram's segments are unchanged: segment rows are never deleted and every rewrite
+// (the compactor's, search.Forget's) adds 1 to the row's rev, so the same number of segments and
+// sum of rev (with the total count and newest segment) mean the same postings. Safe for
+// concurrent use; the bitmaps it hands out must not be modified.
 type Cache struct {
 	mu      sync.Mutex
 	budget  uint64
@@ -28,7 +29,7 @@ type cacheEntry struct {
 }
 
 // gramVersion identifies the state of a gram's segments (see SearchGramSizes).
-type gramVersion struct{ size, segments, newest int64 }
+type gramVersion struct{ size, segments, newest, revs int64 }
 
 // NewCache returns a cache that holds at most budget bytes of bitmaps.
 func NewCache(budget uint64) *Cache {

@@ -38,7 +38,7 @@ const compactBase = uint64(1) << 32
 const (
 	segmentsPrefix = "INSERT INTO search_segments (gram, segment, seqs, n) VALUES "
 	segmentsRow    = "(?, ?, ?, ?)"
-	segmentsUpsert = " ON DUPLICATE KEY UPDATE seqs = VALUES(seqs), n = VALUES(n)"
+	segmentsUpsert = " ON DUPLICATE KEY UPDATE seqs = VALUES(seqs), n = VALUES(n), rev = rev + 1"
 	segmentsPerSQL = 500
 )
 
@@ -160,7 +160,7 @@ func intersectRarest(ctx context.Context, q *sqlcgen.Queries, cache *Cache, gram
 // gramPostings returns every seq that has gram: from the cache when its segments are unchanged,
 // else read from the segments (and cached).
 func gramPostings(ctx context.Context, q *sqlcgen.Queries, cache *Cache, g sqlcgen.SearchGramSizesRow) (*roaring.Bitmap, error) {
-	v := gramVersion{size: g.Size, segments: g.Segments, newest: g.Newest}
+	v := gramVersion{size: g.Size, segments: g.Segments, newest: g.Newest, revs: g.Revs}
 	if b := cache.get(string(g.Gram), v); b != nil {
 		return b, nil
 	}

@@ -81,6 +81,26 @@ func (q *Queries) InsertIdempotencyKey(ctx context.Context, arg InsertIdempotenc
 	return err
 }
 
+const neutraliseIdempotencyKeys = `-- name: NeutraliseIdempotencyKeys :execrows
+UPDATE idempotency_keys SET fingerprint = ?, action = 'erase' WHERE user_id = ?
+`
+
+type NeutraliseIdempotencyKeysParams struct {
+	Zero   []byte
+	UserID string
+}
+
+// Erasure: the keys of an erased user keep their row (a retry must still change nothing) but
+// lose the fingerprint of the request that held the person's data, and say "erase", so that a
+// retry is answered 410 Gone instead of with the person.
+func (q *Queries) NeutraliseIdempotencyKeys(ctx context.Context, arg NeutraliseIdempotencyKeysParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, neutraliseIdempotencyKeys, arg.Zero, arg.UserID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const purgeExpiredIdempotencyKeys = `-- name: PurgeExpiredIdempotencyKeys :execrows
 DELETE FROM idempotency_keys WHERE expires_at <= ? LIMIT 1000
 `

@@ -47,6 +47,7 @@ type SearchSegment struct {
 	Segment uint64
 	Seqs    []byte
 	N       uint32
+	Rev     uint64
 }
 
 type User struct {

@@ -299,8 +299,68 @@ func (q *Queries) LockSearchPending(ctx context.Context, limit int32) ([]uint32,
 	return items, nil
 }
 
+const lockSearchSegmentsAt = `-- name: LockSearchSegmentsAt :many
+SELECT gram, segment, seqs FROM search_segments
+WHERE gram IN (/*SLICE:grams*/?) AND segment IN (/*SLICE:segments*/?)
+FOR UPDATE
+`
+
+type LockSearchSegmentsAtParams struct {
+	Grams    [][]byte
+	Segments []uint64
+}
+
+type LockSearchSegmentsAtRow struct {
+	Gram    []byte
+	Segment uint64
+	Seqs    []byte
+}
+
+// Then those rows, locked, to take the seq out of their bitmaps.
+func (q *Queries) LockSearchSegmentsAt(ctx context.Context, arg LockSearchSegmentsAtParams) ([]LockSearchSegmentsAtRow, error) {
+	query := lockSearchSegmentsAt
+	var queryParams []interface{}
+	if len(arg.Grams) > 0 {
+		for _, v := range arg.Grams {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:grams*/?", strings.Repeat(",?", len(arg.Grams))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:grams*/?", "NULL", 1)
+	}
+	if len(arg.Segments) > 0 {
+		for _, v := range arg.Segments {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:segments*/?", strings.Repeat(",?", len(arg.Segments))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:segments*/?", "NULL", 1)
+	}
+	rows, err := q.db.QueryContext(ctx, query, queryParams...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LockSearchSegmentsAtRow
+	for rows.Next() {
+		var i LockSearchSegmentsAtRow
+		if err := rows.Scan(&i.Gram, &i.Segment, &i.Seqs); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const searchGramSizes = `-- name: SearchGramSizes :many
-SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest FROM search_segments
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest,
+       CAST(SUM(rev) AS SIGNED) AS revs FROM search_segments
 WHERE gram IN (/*SLICE:grams*/?)
 GROUP BY gram
 `
@@ -310,11 +370,13 @@ type SearchGramSizesRow struct {
 	Size     int64
 	Segments int64
 	Newest   int64
+	Revs     int64
 }
 
 // How many users each gram has, to read the rarest grams first (a range of the primary key;
-// the bitmaps themselves are not read). Segments only grow, so the three numbers also tell a
-// replica whether the postings it has cached for a gram are still current.
+// the bitmaps themselves are not read). Segment rows are never deleted and every rewrite bumps
+// rev, so the number of segments and the sum of rev also tell a replica whether the postings it
+// has cached for a gram are still current.
 func (q *Queries) SearchGramSizes(ctx context.Context, grams [][]byte) ([]SearchGramSizesRow, error) {
 	query := searchGramSizes
 	var queryParams []interface{}
@@ -339,6 +401,7 @@ func (q *Queries) SearchGramSizes(ctx context.Context, grams [][]byte) ([]Search
 			&i.Size,
 			&i.Segments,
 			&i.Newest,
+			&i.Revs,
 		); err != nil {
 			return nil, err
 		}
@@ -354,7 +417,8 @@ func (q *Queries) SearchGramSizes(ctx context.Context, grams [][]byte) ([]Search
 }
 
 const searchGramSizesPrefix = `-- name: SearchGramSizesPrefix :many
-SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest FROM search_segments
+SELECT gram, CAST(SUM(n) AS SIGNED) AS size, COUNT(*) AS segments, CAST(MAX(segment) AS UNSIGNED) AS newest,
+       CAST(SUM(rev) AS SIGNED) AS revs FROM search_segments
 WHERE gram >= ? AND gram < ?
 GROUP BY gram
 `
@@ -369,6 +433,7 @@ type SearchGramSizesPrefixRow struct {
 	Size     int64
 	Segments int64
 	Newest   int64
+	Revs     int64
 }
 
 // The same for every gram that starts with a two-character query.
@@ -386,7 +451,62 @@ func (q *Queries) SearchGramSizesPrefix(ctx context.Context, arg SearchGramSizes
 			&i.Size,
 			&i.Segments,
 			&i.Newest,
+			&i.Revs,
 		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const searchSegmentKeysFor = `-- name: SearchSegmentKeysFor :many
+SELECT gram, segment FROM search_segments
+WHERE gram IN (/*SLICE:grams*/?) AND (segment <= ? OR segment = ?)
+`
+
+type SearchSegmentKeysForParams struct {
+	Grams  [][]byte
+	Seq    uint64
+	Bucket uint64
+}
+
+type SearchSegmentKeysForRow struct {
+	Gram    []byte
+	Segment uint64
+}
+
+// Forgetting a user's postings (search.Forget: erasure, and a change of name or email). First the
+// segments that may hold the user, without their bitmaps: its compactor bucket, and the bulk
+// segments at or below its seq (the one that holds it has every one of its grams).
+func (q *Queries) SearchSegmentKeysFor(ctx context.Context, arg SearchSegmentKeysForParams) ([]SearchSegmentKeysForRow, error) {
+	query := searchSegmentKeysFor
+	var queryParams []interface{}
+	if len(arg.Grams) > 0 {
+		for _, v := range arg.Grams {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:grams*/?", strings.Repeat(",?", len(arg.Grams))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:grams*/?", "NULL", 1)
+	}
+	queryParams = append(queryParams, arg.Seq)
+	queryParams = append(queryParams, arg.Bucket)
+	rows, err := q.db.QueryContext(ctx, query, queryParams...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SearchSegmentKeysForRow
+	for rows.Next() {
+		var i SearchSegmentKeysForRow
+		if err := rows.Scan(&i.Gram, &i.Segment); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -496,4 +616,31 @@ func (q *Queries) SearchVerifyUsers(ctx context.Context, seqs []uint32) ([]Searc
 		return nil, err
 	}
 	return items, nil
+}
+
+const setSearchSegment = `-- name: SetSearchSegment :execrows
+UPDATE search_segments SET seqs = ?, n = ?, rev = rev + 1
+WHERE gram = ? AND segment = ?
+`
+
+type SetSearchSegmentParams struct {
+	Seqs    []byte
+	N       uint32
+	Gram    []byte
+	Segment uint64
+}
+
+// An emptied segment stays as a row with an empty bitmap, so that the number of segments and the
+// sum of rev only ever grow: together they tell a cached gram apart from a changed one.
+func (q *Queries) SetSearchSegment(ctx context.Context, arg SetSearchSegmentParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, setSearchSegment,
+		arg.Seqs,
+		arg.N,
+		arg.Gram,
+		arg.Segment,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
 }

@@ -247,7 +247,7 @@ func (q *Queries) GetLiveUserWithIDs(ctx context.Context, id string) (GetLiveUse
 }
 
 const getUserState = `-- name: GetUserState :one
-SELECT id, is_deleted, aadhaar_ref, pan_ref FROM users WHERE id = ?
+SELECT id, is_deleted, aadhaar_ref, pan_ref, erased_at FROM users WHERE id = ?
 `
 
 type GetUserStateRow struct {
@@ -255,9 +255,10 @@ type GetUserStateRow struct {
 	IsDeleted  bool
 	AadhaarRef sql.NullString
 	PanRef     sql.NullString
+	ErasedAt   sql.NullTime
 }
 
-// GetUserState tells whether a user exists at all (live or soft-deleted).
+// GetUserState tells whether a user exists at all (live or soft-deleted) and whether it was erased.
 func (q *Queries) GetUserState(ctx context.Context, id string) (GetUserStateRow, error) {
 	row := q.db.QueryRowContext(ctx, getUserState, id)
 	var i GetUserStateRow
@@ -266,6 +267,7 @@ func (q *Queries) GetUserState(ctx context.Context, id string) (GetUserStateRow,
 		&i.IsDeleted,
 		&i.AadhaarRef,
 		&i.PanRef,
+		&i.ErasedAt,
 	)
 	return i, err
 }

@@ -146,7 +146,7 @@ func TestPipelinedCreate(t *testing.T) {
 	if _, err := svc.Delete(ctx, users.Caller{Actor: "tester"}, made[2].ID, users.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
-	revived, err := svc.Create(ctx, users.Caller{Actor: "tester"}, userWith(t, fmt.Sprintf("Ananyā D'Souza %d", 13), made[2].Email, false))
+	revived, err := svc.Create(ctx, users.Caller{Actor: "tester", MayRevive: true}, userWith(t, fmt.Sprintf("Ananyā D'Souza %d", 13), made[2].Email, false))
 	if err != nil || revived.ID != made[2].ID {
 		t.Fatalf("create with a deleted user's email: %v, id %s, want %s", err, revived.ID, made[2].ID)
 	}

@@ -33,6 +33,27 @@ type Service struct {
 	pageFallbacks atomic.Int64
 	// createFallbacks counts creates that the pipeline handed to the interactive transaction.
 	createFallbacks atomic.Int64
+	// forgetCopies removes the copies of a user's data kept outside MySQL (the stored
+	// Idempotency-Key responses in Redis) after an erasure; nil when there are none.
+	forgetCopies func(ctx context.Context, userID string) error
+}
+
+// WithErasureOf makes every erasure (Erase, PurgeDeletedBefore) also call forget with the erased
+// user's id, after the database commit: it removes copies of the person kept elsewhere. If it
+// fails, Erase fails with ErrUnavailable and can be repeated until it succeeds.
+func (s *Service) WithErasureOf(forget func(ctx context.Context, userID string) error) *Service {
+	s.forgetCopies = forget
+	return s
+}
+
+// Erased reports whether the user was erased (false when there is no such user). Replays of
+// stored responses ask it, so that a response holding an erased person is never sent again.
+func (s *Service) Erased(ctx context.Context, id string) (bool, error) {
+	row, err := sqlcgen.New(s.db).GetUserState(ctx, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return row.ErasedAt.Valid, err
 }
 
 // PageFallbacks is how many deep pages by number fell back to the plain offset walk because the
@@ -301,6 +322,10 @@ func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu N
 	if cerr := conflictError(holders, key, mobile, aadhaar, pan, ownerID); cerr != nil {
 		return "", nil, cerr
 	}
+	if ownerID != "" && !c.MayRevive {
+		// Reviving frees the deleted user's old identifiers: it needs the right to restore.
+		return "", nil, &ConflictError{Fields: []string{"email"}, Deleted: true}
+	}
 	if ownerID == "" {
 		// The row that caused the duplicate is gone (it was rolled back or changed): let the
 		// client retry rather than guess.
@@ -329,6 +354,9 @@ func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu N
 	}
 	if err == nil {
 		err = search.Queue(ctx, q, old.Seq)
+	}
+	if err == nil {
+		err = search.Forget(ctx, q, old.Seq, old.Name, old.Email)
 	}
 	if err != nil {
 		return "", nil, err
@@ -513,6 +541,12 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 			return conflicts(ctx, q, emailKey, next.PrimaryMobile, "", "", id)
 		} else if err != nil {
 			return err
+		}
+		if next.Name != cur.Name || next.Email != cur.Email {
+			// The old name or email must not stay rebuildable from the index.
+			if err := search.Forget(ctx, q, row.Seq, row.Name, row.Email); err != nil {
+				return err
+			}
 		}
 		out, err = s.readBack(ctx, q, id)
 		return err
@@ -1038,9 +1072,24 @@ func (s *Service) Erase(ctx context.Context, c Caller, id, reason string) (Erasu
 				return err
 			}
 		}
+		// Every other stored copy of the person: the search postings of the name and email, and
+		// the fingerprints of the requests made under Idempotency-Keys (a retry of one is then
+		// answered 410 Gone). The Redis copies are removed by the caller (see the HTTP layer).
+		if err := search.Forget(ctx, q, row.Seq, row.Name, row.Email); err != nil {
+			return err
+		}
+		if _, err := q.NeutraliseIdempotencyKeys(ctx, sqlcgen.NeutraliseIdempotencyKeysParams{Zero: make([]byte, 32), UserID: id}); err != nil {
+			return err
+		}
 		out = Erasure{ID: id, ErasedAt: now, Reason: reason}
 		return audit(ctx, q, c, id, ActionErase, []string{"personal_data"}, version, now)
 	})
+	if err == nil && s.forgetCopies != nil {
+		// Also when the user was erased before: an earlier erasure may have failed right here.
+		if ferr := s.forgetCopies(ctx, id); ferr != nil {
+			return out, fmt.Errorf("%w: the stored copies of the erased user's data were not removed yet (%v); erase again", ErrUnavailable, ferr)
+		}
+	}
 	return out, err
 }
 

@@ -80,8 +80,11 @@ const (
 
 // Caller says who is acting and in which request; it is written to the audit fields.
 type Caller struct {
-	Actor     string // "" until authentication exists
-	RequestID string
+	Actor     string // the authenticated principal ("apikey:<id>", "jwt:<sub>") or a tool's name
+	RequestID string // made by the server, never the client's X-Request-ID
+	// MayRevive: the caller may restore soft-deleted users (users:delete). Only then does a
+	// create whose email belongs to a deleted user revive that user; otherwise it is a conflict.
+	MayRevive bool
 	// Idempotency, when set, is recorded in the transaction of the change (see AppliedError).
 	Idempotency *Idempotency
 }
@@ -144,12 +147,22 @@ var (
 	ErrConflict           = errors.New("a unique value is already in use")
 	ErrInvalid            = errors.New("invalid input")
 	ErrAlreadyApplied     = errors.New("idempotency key already applied")
+	// ErrUnavailable: a dependency other than the database (Redis) failed; retrying may succeed.
+	ErrUnavailable = errors.New("a dependency is unavailable")
 )
 
 // ConflictError names the fields whose values belong to another user. It matches ErrConflict.
-type ConflictError struct{ Fields []string }
+// Deleted says that the holder is a soft-deleted user whom this caller may not revive (a create
+// revives only for a caller who may restore: Caller.MayRevive).
+type ConflictError struct {
+	Fields  []string
+	Deleted bool
+}
 
 func (e *ConflictError) Error() string {
+	if e.Deleted {
+		return "belongs to a deleted user: " + strings.Join(e.Fields, ", ")
+	}
 	return "already in use by another user: " + strings.Join(e.Fields, ", ")
 }
 

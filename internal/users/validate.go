@@ -6,8 +6,6 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 	"golang.org/x/net/idna"
@@ -27,7 +25,8 @@ const (
 var IST = time.FixedZone("IST", 5*3600+30*60)
 
 // Email is a validated email address: what the user typed (shown back) and the key that carries
-// uniqueness (lower-cased, domain in IDNA ASCII form).
+// uniqueness: the local part in the RFC 8265 UsernameCaseMapped form (width-mapped, lower-cased,
+// NFC) and the domain in IDNA ASCII form, both free of invisible characters and mixed scripts.
 type Email struct{ display, key string }
 
 // Display returns the address as typed.
@@ -60,6 +59,9 @@ func ParseEmail(s string) (Email, error) {
 	if strings.ContainsAny(local, "\"\\ ") {
 		return Email{}, errors.New("quoted local parts are not accepted")
 	}
+	if err := checkText(s, false); err != nil {
+		return Email{}, err
+	}
 	if strings.HasPrefix(domain, "[") {
 		return Email{}, errors.New("IP-address domains are not accepted")
 	}
@@ -76,11 +78,22 @@ func ParseEmail(s string) (Email, error) {
 		if !hostLabel(l) {
 			return Email{}, errors.New("the domain is not a valid host name")
 		}
+		u, err := emailIDNA.ToUnicode(l)
+		if err != nil {
+			return Email{}, errors.New("the domain is not a valid host name")
+		}
+		if err := singleScript(u); err != nil {
+			return Email{}, fmt.Errorf("a label of the domain %w", err)
+		}
 	}
 	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
 		return Email{}, errors.New("the domain's last label must not be numeric")
 	}
-	key := strings.ToLower(local) + "@" + ascii
+	localKey, err := emailLocalKey(local)
+	if err != nil {
+		return Email{}, err
+	}
+	key := localKey + "@" + ascii
 	if len(key) > EmailMax {
 		return Email{}, errors.New("must be at most 254 characters")
 	}
@@ -179,22 +192,6 @@ func ParseDateOfBirth(s string, now time.Time) (time.Time, error) {
 // non-leap year to 1 March, which is the rule we apply.
 func anniversary(dob time.Time, n int) time.Time {
 	return time.Date(dob.Year()+n, dob.Month(), dob.Day(), 0, 0, 0, 0, time.UTC)
-}
-
-// cleanText trims s and checks its length in characters and that it holds no control
-// characters (newlines and tabs are allowed where multiline is true).
-func cleanText(s string, minLen, maxLen int, multiline bool) (string, error) {
-	s = strings.TrimSpace(s)
-	n := utf8.RuneCountInString(s)
-	if n < minLen || n > maxLen {
-		return "", lengthError(minLen, maxLen)
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\t' || r == '\r')) {
-			return "", errors.New("must not contain control characters")
-		}
-	}
-	return s, nil
 }
 
 func lengthError(minLen, maxLen int) error {

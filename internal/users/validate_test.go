@@ -130,3 +130,60 @@ func TestUserNeverPrintsPII(t *testing.T) {
 		}
 	}
 }
+
+// TestLookAlikeEmails: variants that read as the same address get the same key; look-alikes
+// made with invisible characters or letters of another script are refused.
+func TestLookAlikeEmails(t *testing.T) {
+	same := map[string]string{
+		"ｒａｊｅｓｈ@example.com":     "rajesh@example.com", // fullwidth
+		"RAJESH@Example.COM":     "rajesh@example.com",
+		"jose\u0301@example.com": "jos\u00e9@example.com", // decomposed é
+		"jos\u00e9@example.com":  "jos\u00e9@example.com",
+		"user@xn--bcher-kva.de":  "user@xn--bcher-kva.de",
+		"user@bücher.de":         "user@xn--bcher-kva.de",
+		"राजेश@example.com":      "राजेश@example.com", // one script (Devanagari) is fine
+		"山田taro@example.jp":      "山田taro@example.jp",
+	}
+	for in, key := range same {
+		e, err := ParseEmail(in)
+		if err != nil || e.Key() != key {
+			t.Errorf("ParseEmail(%q) = %q, %v; want key %q", in, e.Key(), err, key)
+		}
+	}
+	refused := map[string]string{
+		"raj\u200besh@example.com":  "invisible", // zero-width space
+		"raj\u00adesh@example.com":  "invisible", // soft hyphen
+		"raj\u202eesh@example.com":  "invisible", // right-to-left override
+		"r\u0430jesh@example.com":   "scripts",   // Cyrillic а
+		"rajesh@\u0435xample.com":   "scripts",   // Cyrillic е in the domain
+		"rajesh@xn--xample-2of.com": "scripts",   // the same, as punycode
+		"raj\uFFFDesh@example.com":  "UTF-8",
+	}
+	for in, want := range refused {
+		_, err := ParseEmail(in)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseEmail(%q) = %v, want an error about %s", in, err, want)
+		}
+	}
+}
+
+func TestCleanTextRefusesInvisibleCharacters(t *testing.T) {
+	for _, in := range []string{"Ra\u200bjesh", "Ra\u202ejesh", "Raj\u00adesh", "Ra\u2066jesh", "Ra\ufeffjesh", "Ra\x01jesh", "Ra\uFFFDjesh", "Ra\ue000jesh"} {
+		if _, err := cleanText(in, 2, 255, false); err == nil {
+			t.Errorf("cleanText(%q) accepted", in)
+		}
+	}
+	// Joiners after a virama shape Indic conjuncts: accepted. NFC applies.
+	for in, want := range map[string]string{
+		"क्\u200dष":        "क्\u200dष",
+		"ന്\u200dമ":        "ന്\u200dമ",
+		"Jose\u0301 Kumar": "Jos\u00e9 Kumar",
+	} {
+		if got, err := cleanText(in, 2, 255, false); err != nil || got != want {
+			t.Errorf("cleanText(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := cleanText("Ra\u200djesh", 2, 255, false); err == nil {
+		t.Errorf("a joiner between Latin letters was accepted")
+	}
+}

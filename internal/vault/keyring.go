@@ -135,3 +135,12 @@ func (k *Keyring) BlindIndex(kind, value string) []byte {
 	m.Write([]byte(kind + ":" + value))
 	return m.Sum(nil)
 }
+
+// DerivedKey returns a 32-byte key for another purpose (such as signing list cursors), derived
+// from BLIND_INDEX_KEY so that every replica has the same one without a new secret to manage.
+// A derived key reveals nothing about BLIND_INDEX_KEY or the blind indexes.
+func (k *Keyring) DerivedKey(purpose string) []byte {
+	m := hmac.New(sha256.New, k.bidxKey)
+	m.Write([]byte("usersvc derived key\x00" + purpose))
+	return m.Sum(nil)
+}
