@@ -130,7 +130,9 @@ func idempotent(store *idempotency.Store, erased func(context.Context, string) (
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 2*time.Second)
 		defer cancel()
 		status := cw.Status()
-		if status >= 500 || status == statusClientClosedRequest {
+		// Nothing is stored for a failure a retry should repeat (5xx, the client left) nor for
+		// 410 (the user was erased: no record about them is kept).
+		if status >= 500 || status == statusClientClosedRequest || status == http.StatusGone {
 			if err := store.Release(ctx, claim); err != nil {
 				log.WarnContext(ctx, "idempotency key not released", "request_id", requestID(c), "error", err.Error())
 			}
