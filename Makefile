@@ -8,19 +8,21 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export DATABASE_URL      ?= mysql://root@127.0.0.1:3306/usersvc
 export TEST_DATABASE_URL ?= mysql://root@127.0.0.1:3306/
 export TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
+# make run: /metrics and pprof on a private admin listener, not on the API port.
+RUN_ADMIN_ADDR ?= 127.0.0.1:9090
 
 # Tools are pinned in their own modules so that they never touch the service's dependencies.
 SQLC     := $(GO) tool -modfile=tools/sqlc/go.mod sqlc
 GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 
-.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster fuzz bench explain soak ci
+.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster fuzz fuzz-http bench explain soak ci
 
 ## run: build, migrate the database declaratively, create local secrets and an API key
-## (.env.local, git-ignored), serve the API on :8000
+## (.env.local, git-ignored), serve the API on :8000 and /metrics + pprof on 127.0.0.1:9090
 run: build
 	./$(BIN) migrate
 	./$(BIN) dev-init --env-file .env.local
-	set -a && . ./.env.local && set +a && exec ./$(BIN) serve
+	set -a && . ./.env.local && set +a && ADMIN_ADDR=$${ADMIN_ADDR:-$(RUN_ADMIN_ADDR)} exec ./$(BIN) serve
 
 build:
 	$(GO) build -ldflags "-X github.com/usersvc/usersvc/internal/app.Version=$(VERSION)" -o $(BIN) ./cmd/usersvc
@@ -84,3 +86,9 @@ readme-check: build
 
 ## ci: what .ci/run runs once the services are up
 ci: check-generated lint test readme-check fuzz
+
+## fuzz-http: a black-box mutation fuzzer against the real binary (FUZZ_HTTP_REQUESTS, 100,000 here;
+## make test runs 10,000): fails on any 5xx, on personal data in the log, on memory growth
+FUZZ_HTTP_REQUESTS ?= 100000
+fuzz-http:
+	set -o pipefail; FUZZ_HTTP_REQUESTS=$(FUZZ_HTTP_REQUESTS) $(GO) test -count=1 -v -timeout 0 -run '^TestFuzzHTTP$$' ./internal/e2e | { grep -v '^        {' || true; }

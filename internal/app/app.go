@@ -241,7 +241,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var draining atomic.Bool
 	m := metrics.New(Version, revision(), map[string]*sql.DB{"main": db, "vault": vdb, "read": readDB})
 	handler := httpapi.NewServer(httpapi.Options{
-		Auth: authn, Metrics: m, Draining: &draining,
+		Auth: authn, Metrics: m, MetricsElsewhere: cfg.AdminAddr != "", Draining: &draining,
 		DBSlots: cfg.DBMaxOpenConns, AcquireTimeout: cfg.DBAcquireTimeout,
 		Ready: func(ctx context.Context) map[string]error {
 			checks := map[string]error{"mysql": db.PingContext(ctx), "redis": rdb.Ping(ctx).Err()}
@@ -284,7 +284,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if cfg.PprofAddr != "" {
-		go servePprof(cfg.PprofAddr, log)
+		go serveDebug(cfg.PprofAddr, nil, log)
+	}
+	if cfg.AdminAddr != "" {
+		go serveDebug(cfg.AdminAddr, m.Handler(), log)
 	}
 	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
@@ -472,17 +475,21 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 	return nil
 }
 
-// servePprof serves the Go profiler on its own listener, apart from the API.
-func servePprof(addr string, log *slog.Logger) {
+// serveDebug serves the Go profiler, and metrics when given, on a listener of their own, apart
+// from the API (PPROF_ADDR, ADMIN_ADDR).
+func serveDebug(addr string, metrics http.Handler, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	log.Info("pprof listening", "addr", addr)
+	if metrics != nil {
+		mux.Handle("/metrics", metrics)
+	}
+	log.Info("admin listener", "addr", addr, "metrics", metrics != nil)
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	if err := srv.ListenAndServe(); err != nil {
-		log.Warn("pprof stopped", "error", err.Error())
+		log.Warn("admin listener stopped", "addr", addr, "error", err.Error())
 	}
 }
 

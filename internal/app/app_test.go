@@ -277,3 +277,41 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestAdminListener: with ADMIN_ADDR, /metrics and pprof answer there and /metrics leaves the API
+// port (anyone who reaches the API must not read the metrics).
+func TestAdminListener(t *testing.T) {
+	cfg := testdb.New(t, "admin")
+	port, admin := freePort(t), freePort(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, []string{"usersvc", "serve"}, envOf(map[string]string{
+			"DATABASE_URL": dbURL(cfg), "PORT": fmt.Sprint(port), "ADMIN_ADDR": fmt.Sprintf("127.0.0.1:%d", admin), "SHUTDOWN_DELAY": "0s",
+			"PII_ENCRYPTION_KEYS": "t1:" + vault.NewKeyMaterial(), "BLIND_INDEX_KEY": vault.NewKeyMaterial(),
+		}), io.Discard, io.Discard)
+	}()
+	get := func(url string) int {
+		for i := 0; i < 100; i++ {
+			if resp, err := http.Get(url); err == nil {
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return -1
+	}
+	if code := get(fmt.Sprintf("http://127.0.0.1:%d/metrics", admin)); code != 200 {
+		t.Errorf("admin /metrics: %d", code)
+	}
+	if code := get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", admin)); code != 200 {
+		t.Errorf("admin pprof: %d", code)
+	}
+	if code := get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port)); code != 404 {
+		t.Errorf("API port /metrics: %d, want 404", code)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -86,6 +86,9 @@ type Config struct {
 
 	// PprofAddr, when set, serves net/http/pprof there (keep it on loopback).
 	PprofAddr string
+	// AdminAddr, when set, serves /metrics and net/http/pprof there, apart from the API, and
+	// /metrics leaves the API port.
+	AdminAddr string
 
 	// LogFile, when set, receives the JSON log instead of stdout, rotated at 10 MB, 5 backups.
 	LogFile string
@@ -153,7 +156,8 @@ var Variables = []Variable{
 	{"SHUTDOWN_DELAY", "5s", "after SIGTERM, how long /readyz answers 503 while requests are still served"},
 	{"SEARCH_COMPACT_INTERVAL", "1s", "how often each replica moves newly created or changed users into the search index (search_pending; until then search verifies them one by one)"},
 	{"SHUTDOWN_TIMEOUT", "20s", "then, how long in-flight requests may take to finish"},
-	{"PPROF_ADDR", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; never expose it"},
+	{"ADMIN_ADDR", "", "the admin listener: /metrics and Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:9090, and /metrics no longer on PORT; keep it private (make run: 127.0.0.1:9090)"},
+	{"PPROF_ADDR", "", "serve Go profiles (net/http/pprof) alone on this address, e.g. 127.0.0.1:6060; never expose it"},
 	{"LOG_FILE", "", "write the JSON log to this file (rotated at 10 MB, 5 compressed backups) instead of stdout"},
 	{"HTTP_READ_HEADER_TIMEOUT", "5s", "server read-header timeout"},
 	{"HTTP_READ_TIMEOUT", "15s", "server read timeout"},
@@ -289,6 +293,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.LogFile = l.str("LOG_FILE")
 	c.PprofAddr = l.str("PPROF_ADDR")
+	c.AdminAddr = l.str("ADMIN_ADDR")
 	c.ReadHeaderTimeout = l.duration("HTTP_READ_HEADER_TIMEOUT")
 	c.ReadTimeout = l.duration("HTTP_READ_TIMEOUT")
 	c.WriteTimeout = l.duration("HTTP_WRITE_TIMEOUT")

@@ -61,7 +61,9 @@ func addRoutes(r *gin.Engine, opts Options, svc *users.Service) {
 	// Health, readiness and metrics are public and unlimited: they carry no personal data.
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", handleReady(opts))
-	r.GET("/metrics", gin.WrapH(opts.Metrics.Handler()))
+	if !opts.MetricsElsewhere {
+		r.GET("/metrics", gin.WrapH(opts.Metrics.Handler()))
+	}
 
 	// API documentation: the OpenAPI document and Swagger UI, embedded (no CDN).
 	specJSON, err := apidocs.JSON()

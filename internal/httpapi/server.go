@@ -47,6 +47,8 @@ type Options struct {
 	Auth *auth.Authenticator
 	// Metrics receives the request series (a private registry when nil).
 	Metrics *metrics.Metrics
+	// MetricsElsewhere: /metrics is served by an admin listener (ADMIN_ADDR), not by this handler.
+	MetricsElsewhere bool
 	// Ready checks the dependencies for /readyz: a name -> error map (nil errors are healthy).
 	Ready func(ctx context.Context) map[string]error
 	// Draining, once true, makes /readyz answer 503 so that load balancers stop sending traffic.
