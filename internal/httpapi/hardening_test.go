@@ -242,15 +242,7 @@ func gramsHolding(t *testing.T, e *env, seq uint32, grams []string) []string {
 	t.Helper()
 	var held []string
 	for _, g := range grams {
-		rows, err := e.db.Query("SELECT seqs FROM search_segments WHERE gram = ?", []byte(g))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var blob []byte
-			if err := rows.Scan(&blob); err != nil {
-				t.Fatal(err)
-			}
+		for _, blob := range segmentBlobs(t, e, g) {
 			b := roaring.New()
 			if err := b.UnmarshalBinary(blob); err != nil {
 				t.Fatal(err)
@@ -259,9 +251,29 @@ func gramsHolding(t *testing.T, e *env, seq uint32, grams []string) []string {
 				held = append(held, g)
 			}
 		}
-		rows.Close()
 	}
 	return held
+}
+
+func segmentBlobs(t *testing.T, e *env, gram string) [][]byte {
+	t.Helper()
+	rows, err := e.db.Query("SELECT seqs FROM search_segments WHERE gram = ?", []byte(gram))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var blob []byte
+		if err := rows.Scan(&blob); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, blob)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // TestLookAlikeEmailsOverHTTP: width and composition variants are the same address (409);

@@ -1087,7 +1087,7 @@ func (s *Service) Erase(ctx context.Context, c Caller, id, reason string) (Erasu
 	if err == nil && s.forgetCopies != nil {
 		// Also when the user was erased before: an earlier erasure may have failed right here.
 		if ferr := s.forgetCopies(ctx, id); ferr != nil {
-			return out, fmt.Errorf("%w: the stored copies of the erased user's data were not removed yet (%v); erase again", ErrUnavailable, ferr)
+			return out, fmt.Errorf("%w: the stored copies of the erased user's data were not removed yet (%w); erase again", ErrUnavailable, ferr)
 		}
 	}
 	return out, err
