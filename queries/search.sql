@@ -89,3 +89,8 @@ FOR UPDATE;
 -- name: SetSearchSegment :execrows
 UPDATE search_segments SET seqs = sqlc.arg(seqs), n = sqlc.arg(n), rev = rev + 1
 WHERE gram = sqlc.arg(gram) AND segment = sqlc.arg(segment);
+
+-- Rebuild (usersvc reindex) empties the index in its own transaction before indexing every user
+-- again, which drops postings left by values changed or erased before search.Forget existed.
+-- name: ClearSearchSegments :exec
+DELETE FROM search_segments;

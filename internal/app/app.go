@@ -57,6 +57,8 @@ Usage:
                                        local development: generate secrets and a local key into the
                                        env file (git-ignored) unless present; used by make run
   usersvc keys rotate [--batch 500]    re-encrypt every vault entry under the active key (resumable)
+  usersvc reindex                      rebuild the search index from the users table in one
+                                       transaction (once after upgrading: drops old postings)
   usersvc purge --deleted-before 30d [--batch 100]
                                        erase users soft-deleted longer ago than that (retention)
   usersvc backup --out FILE[.gz] [--vault-out FILE]
@@ -92,6 +94,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdout, stderr)
+	case "reindex":
+		return runReindex(ctx, rest, getenv, stdout, stderr)
 	case "purge":
 		return runPurge(ctx, rest, getenv, stdout, stderr)
 	case "bench":

@@ -17,6 +17,7 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/seed"
+	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/internal/vault"
 )
@@ -111,6 +112,23 @@ func runPurge(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stdout, "purge of users soft-deleted before %s: %d erased, %d failed\n", cutoff.Format(time.RFC3339), res.Erased, res.Failed)
 	if err == nil && res.Failed > 0 {
 		err = fmt.Errorf("%d users could not be erased; see above and run again", res.Failed)
+	}
+	return err
+}
+
+// runReindex: `usersvc reindex` rebuilds the search index (search.Rebuild).
+func runReindex(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if err := newFlagSet("reindex", stderr).Parse(args); err != nil {
+		return err
+	}
+	_, db, err := openMain(ctx, getenv, 2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := search.Rebuild(ctx, db, nil)
+	if err == nil {
+		fmt.Fprintf(stdout, "search index rebuilt: %d users indexed\n", n)
 	}
 	return err
 }

@@ -126,6 +126,7 @@ func TestExplainEveryStatement(t *testing.T) {
 		"DeleteSearchPending":       {f.seq},
 		"SearchSegmentKeysFor":      {[]byte("sha"), f.seq, uint64(1) << 32},
 		"LockSearchSegmentsAt":      {[]byte("sha"), uint64(1) << 32},
+		"ClearSearchSegments":       {},
 		"SetSearchSegment":          {key, 1, []byte("sha"), uint64(1) << 32},
 		"NeutraliseIdempotencyKeys": {key, f.id},
 		"GetLiveUserByAadhaarRef":   {f.aRef},

@@ -414,6 +414,11 @@ func TestFieldErrorsAreCapped(t *testing.T) {
 	if len(errs) != 50 || int(omitted)+len(errs) < 60000 || len(r.Body) > 16<<10 {
 		t.Errorf("%d errors listed, %v omitted, %d bytes", len(errs), omitted, len(r.Body))
 	}
+	// One unknown key of 900 KB is not echoed back whole either.
+	r = e.do(t, "POST", "/api/v1/users", `{"`+strings.Repeat("k", 900<<10)+`":1}`)
+	if r.Code != 422 || len(r.Body) > 16<<10 {
+		t.Errorf("a huge unknown key: %d, %d bytes", r.Code, len(r.Body))
+	}
 }
 
 // TestAuditRequestIDsAreTheServers: two callers sending the same X-Request-ID get audit rows
@@ -465,5 +470,43 @@ func TestClientDisconnectIsNotAServerFault(t *testing.T) {
 		if n := strings.Count(logs, `"status":499`); n != 1 {
 			t.Errorf("limited=%v: %d access-log lines with status 499, want 1", limited, n)
 		}
+	}
+}
+
+// TestRebuildDropsLegacyPostings: postings that an older version left behind for a changed value
+// (simulated by changing the row directly, without search.Forget) are gone after a rebuild.
+func TestRebuildDropsLegacyPostings(t *testing.T) {
+	e := newEnv(t, true)
+	ctx := context.Background()
+	p := newPerson().with("name", "Legacyname Wqxz")
+	id := e.create(t, p)["id"].(string)
+	if _, err := search.Compact(ctx, e.db); err != nil {
+		t.Fatal(err)
+	}
+	var seq uint32
+	if err := e.db.QueryRow("SELECT seq FROM users WHERE id = ?", id).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec("UPDATE users SET name = 'Other Person' WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	old := search.DocGrams("Legacyname Wqxz", "")
+	if held := gramsHolding(t, e, seq, old); len(held) == 0 {
+		t.Fatal("the simulated legacy postings are not there")
+	}
+	if _, err := search.Rebuild(ctx, e.db, nil); err != nil {
+		t.Fatal(err)
+	}
+	cur := map[string]bool{}
+	for _, g := range search.DocGrams("Other Person", p["email"].(string)) {
+		cur[g] = true
+	}
+	for _, g := range gramsHolding(t, e, seq, old) {
+		if !cur[g] {
+			t.Errorf("after the rebuild the old gram %q still holds the user", g)
+		}
+	}
+	if r := e.do(t, "GET", "/api/v1/users/search?q=Other+Person", nil); !strings.Contains(string(r.Body), id) {
+		t.Errorf("search after the rebuild: %s", r.Body)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-sql-driver/mysql"
@@ -30,6 +31,21 @@ type problem struct {
 	Errors    []fieldProblem `json:"errors,omitempty"`
 	// ErrorsOmitted counts the field errors left out of errors[] past maxFieldProblems.
 	ErrorsOmitted int `json:"errors_omitted,omitempty"`
+}
+
+// maxFieldName caps how much of a client-chosen field name (an unknown key) is echoed back.
+const maxFieldName = 64
+
+// shortField cuts a field name to maxFieldName bytes (on a character boundary) and marks the cut.
+func shortField(name string) string {
+	if len(name) <= maxFieldName {
+		return name
+	}
+	cut := maxFieldName
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + "…"
 }
 
 // maxFieldProblems caps errors[]: a body of 60,000 unknown keys must not make a 3.6 MB answer.
@@ -75,13 +91,14 @@ func problemFor(err error) (p problem, header map[string]string) {
 		shown := verr.Fields[:min(len(verr.Fields), maxFieldProblems)]
 		names := make([]string, 0, len(shown))
 		for _, f := range shown {
-			p.Errors = append(p.Errors, fieldProblem{Field: f.Field, Message: f.Message})
-			names = append(names, f.Field)
+			name := shortField(f.Field)
+			p.Errors = append(p.Errors, fieldProblem{Field: name, Message: f.Message})
+			names = append(names, name)
 		}
 		p.ErrorsOmitted = len(verr.Fields) - len(shown)
 		switch {
 		case len(verr.Fields) == 1:
-			p.Detail = verr.Fields[0].Field + " " + verr.Fields[0].Message
+			p.Detail = names[0] + " " + verr.Fields[0].Message
 		case p.ErrorsOmitted > 0:
 			p.Detail = fmt.Sprintf("%d fields are invalid; the first %d are listed (%d left out): %s",
 				len(verr.Fields), len(shown), p.ErrorsOmitted, strings.Join(names, ", "))

@@ -324,10 +324,27 @@ func Reindex(ctx context.Context, db *sql.DB, out io.Writer) (int, error) {
 	if err != nil || has > 0 {
 		return 0, err
 	}
+	return build(ctx, db, out, false)
+}
+
+// Rebuild replaces the whole index with one built from the users table, in one transaction
+// (`usersvc reindex`). Run it once after upgrading from a version without search.Forget: it drops
+// the postings of names and emails that were changed or erased before, which that version left
+// rebuildable. Searches meanwhile read the old index; the compactor waits for the rebuild.
+func Rebuild(ctx context.Context, db *sql.DB, out io.Writer) (int, error) {
+	return build(ctx, db, out, true)
+}
+
+func build(ctx context.Context, db *sql.DB, out io.Writer, clear bool) (int, error) {
 	const batch = 4096
 	total := 0
-	err = mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+	err := mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
 		q := sqlcgen.New(tx)
+		if clear {
+			if err := q.ClearSearchSegments(ctx); err != nil {
+				return err
+			}
+		}
 		after := uint32(0)
 		total = 0
 		for {

@@ -30,6 +30,17 @@ func (q *Queries) AddSearchPendingFor(ctx context.Context, id string) error {
 	return err
 }
 
+const clearSearchSegments = `-- name: ClearSearchSegments :exec
+DELETE FROM search_segments
+`
+
+// Rebuild (usersvc reindex) empties the index in its own transaction before indexing every user
+// again, which drops postings left by values changed or erased before search.Forget existed.
+func (q *Queries) ClearSearchSegments(ctx context.Context) error {
+	_, err := q.db.ExecContext(ctx, clearSearchSegments)
+	return err
+}
+
 const countSearchSegments = `-- name: CountSearchSegments :one
 SELECT COUNT(*) FROM (SELECT 1 FROM search_segments LIMIT 1) s
 `
