@@ -16,8 +16,8 @@ import (
 	"github.com/usersvc/usersvc/internal/bench"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mysqldb"
-	"github.com/usersvc/usersvc/internal/seed"
 	"github.com/usersvc/usersvc/internal/search"
+	"github.com/usersvc/usersvc/internal/seed"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/internal/vault"
 )
