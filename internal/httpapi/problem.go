@@ -2,19 +2,15 @@ package httpapi
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
-	"github.com/go-sql-driver/mysql"
 
-	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/users"
 )
 
@@ -136,20 +132,15 @@ func problemFor(err error) (p problem, header map[string]string) {
 	case errors.Is(err, context.DeadlineExceeded):
 		return problem{Status: http.StatusServiceUnavailable, Code: "timeout", Detail: "the request took too long and was cancelled; nothing was changed"},
 			map[string]string{"Retry-After": "1"}
-	case errors.Is(err, mysqldb.ErrRetryable):
+	case errors.Is(err, users.ErrBusy):
 		return problem{Status: http.StatusServiceUnavailable, Code: "busy", Detail: "the database was busy with conflicting changes; nothing was changed, retry"},
 			map[string]string{"Retry-After": "1"}
-	case unavailable(err):
+	case errors.Is(err, users.ErrDatabaseUnavailable):
 		return problem{Status: http.StatusServiceUnavailable, Code: "database_unavailable", Detail: "the database is unavailable; retry later"},
 			map[string]string{"Retry-After": "2"}
 	}
 	return problem{Status: http.StatusInternalServerError, Code: "internal_error",
 		Detail: "internal error; quote the request_id when reporting it"}, nil
-}
-
-func unavailable(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)
 }
 
 // clientGone reports whether the client closed the connection (or half-closed it) before the

@@ -2,8 +2,10 @@ package mysqldb
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -16,6 +18,8 @@ var (
 	// ErrRetryable means the server aborted the statement or transaction because of a deadlock
 	// or lock-wait timeout; rerunning the whole transaction may succeed.
 	ErrRetryable = errors.New("transaction aborted by a deadlock or lock-wait timeout")
+	// ErrUnavailable means the server could not be reached or the connection broke.
+	ErrUnavailable = errors.New("the database is unavailable")
 )
 
 // DuplicateKeyError is a violated unique key. Key is the index name from the schema. The server's
@@ -38,6 +42,10 @@ func Translate(err error) error {
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	var ne *net.OpError
+	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var me *mysql.MySQLError
 	if !errors.As(err, &me) {

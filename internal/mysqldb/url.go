@@ -50,9 +50,8 @@ func ParseURL(raw string) (*mysql.Config, error) {
 	cfg.Loc = time.UTC
 	cfg.Collation = "utf8mb4_unicode_ci"
 	cfg.InterpolateParams = true
-	// Pipelined writes (see Pipeline) send a transaction's statements in one round trip. Every
-	// statement is sqlc's fixed text with driver-escaped arguments; none is ever built from input.
-	cfg.MultiStatements = true
+	// MultiStatements stays off: one statement per query, so that no injection could ever stack
+	// a second statement, and proxies such as ProxySQL pass every query.
 	cfg.Timeout = 5 * time.Second
 	cfg.ReadTimeout = 30 * time.Second
 	cfg.WriteTimeout = 30 * time.Second

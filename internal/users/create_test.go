@@ -45,14 +45,13 @@ func countRows(t *testing.T, db *sql.DB, table string) int {
 	return n
 }
 
-// TestPipelinedCreate checks the one-round-trip create (mysqldb.Pipeline): what it returns is
-// exactly what a read returns, every row of the interactive create is written (audit, search
-// queue, live counts, idempotency key), and a create the server refuses falls back to the
-// interactive transaction and leaves nothing of the pipeline behind, even on a pool of one
+// TestCreate checks the create use case through the write skeleton: what it returns is exactly
+// what a read returns, every row is written (audit, search queue, live counts, idempotency key),
+// and a create the database refuses (a taken email) leaves nothing behind, even on a pool of one
 // connection, where a transaction left open would be committed by the next one.
-func TestPipelinedCreate(t *testing.T) {
+func TestCreate(t *testing.T) {
 	ctx := context.Background()
-	cfg := testdb.New(t, "pipeline")
+	cfg := testdb.New(t, "create")
 	db, err := mysqldb.Open(ctx, cfg, mysqldb.PoolConfig{MaxOpen: 1, MaxIdle: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -86,9 +85,6 @@ func TestPipelinedCreate(t *testing.T) {
 		}
 		made = append(made, u)
 	}
-	if n := svc.CreateFallbacks(); n != 0 {
-		t.Fatalf("%d creates of new users fell back to the interactive transaction", n)
-	}
 	want := map[string]int{"users": 6, "user_audit WHERE action = '" + users.ActionCreate + "'": 6, "search_pending": 6, "idempotency_keys": 3, "pii_vault": 12}
 	for table, n := range want {
 		if got := countRows(t, other, table); got != n {
@@ -111,15 +107,12 @@ func TestPipelinedCreate(t *testing.T) {
 		t.Fatalf("the last user is not queued for search by its seq: %d, %v", pending, err)
 	}
 
-	// Refused: the email is taken. The pipeline's vault inserts ran before the users insert
-	// failed; they must be rolled back, and the interactive transaction reports the conflict.
+	// Refused: the email is taken. The vault inserts ran before the users insert failed; they
+	// must be rolled back, and the conflict reported.
 	vaultBefore := countRows(t, other, "pii_vault")
 	dup := userWith(t, fmt.Sprintf("Ananyā D'Souza %d", 10), made[1].Email, false)
 	if _, err := svc.Create(ctx, users.Caller{Actor: "tester"}, dup); !errors.Is(err, users.ErrConflict) {
 		t.Fatalf("create with a taken email: %v, want a conflict", err)
-	}
-	if n := svc.CreateFallbacks(); n != 1 {
-		t.Fatalf("fallbacks after one refused create: %d", n)
 	}
 	// The one connection goes on: a new create commits on it, and nothing of the refused one
 	// was committed with it.
@@ -128,13 +121,13 @@ func TestPipelinedCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := countRows(t, other, "pii_vault"); got != vaultBefore+2 {
-		t.Fatalf("pii_vault has %d rows, want %d: the refused pipeline left rows behind", got, vaultBefore+2)
+		t.Fatalf("pii_vault has %d rows, want %d: the refused create left rows behind", got, vaultBefore+2)
 	}
 	if got := countRows(t, other, "users"); got != 7 {
 		t.Fatalf("users has %d rows, want 7", got)
 	}
 
-	// Refused: the idempotency key was used. The interactive transaction says so.
+	// Refused: the idempotency key was used.
 	h := sha256.Sum256([]byte("key-0"))
 	again := users.Caller{Actor: "tester", Idempotency: &users.Idempotency{KeyHash: h[:], Fingerprint: h[:], TTL: time.Hour}}
 	var applied *users.AppliedError
@@ -155,14 +148,14 @@ func TestPipelinedCreate(t *testing.T) {
 	}
 	_ = fresh
 
-	// The interactive create (here because the vault is reached through its own pool, as with a
-	// separate vault database) writes the same rows: the user is queued for search by its seq.
-	interactive := users.NewService(db, vault.New(keys, other), nil)
-	u, err := interactive.Create(ctx, users.Caller{Actor: "tester"}, userWith(t, "Interactive Create", "pipe.interactive."+testdb.Digits(6)+"@example.com", false))
+	// With the vault reached through its own pool (as with a separate vault database) a create
+	// writes the same rows: the user is queued for search by its seq.
+	separate := users.NewService(db, vault.New(keys, other), nil)
+	u, err := separate.Create(ctx, users.Caller{Actor: "tester"}, userWith(t, "Interactive Create", "pipe.interactive."+testdb.Digits(6)+"@example.com", false))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := other.QueryRow("SELECT COUNT(*) FROM search_pending p JOIN users u ON u.seq = p.seq WHERE u.id = ?", u.ID).Scan(&pending); err != nil || pending != 1 {
-		t.Fatalf("the interactively created user is not queued for search: %d, %v", pending, err)
+		t.Fatalf("the user created with a separate vault pool is not queued for search: %d, %v", pending, err)
 	}
 }

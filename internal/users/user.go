@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/govid"
+	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 )
 
@@ -149,6 +150,11 @@ var (
 	ErrAlreadyApplied     = errors.New("idempotency key already applied")
 	// ErrUnavailable: a dependency other than the database (Redis) failed; retrying may succeed.
 	ErrUnavailable = errors.New("a dependency is unavailable")
+	// ErrBusy: the database aborted the transaction (deadlock, lock-wait timeout) more often than
+	// the bounded retry allows; nothing was changed and retrying may succeed.
+	ErrBusy = mysqldb.ErrRetryable
+	// ErrDatabaseUnavailable: the database could not be reached or the connection broke.
+	ErrDatabaseUnavailable = mysqldb.ErrUnavailable
 )
 
 // ConflictError names the fields whose values belong to another user. It matches ErrConflict.
