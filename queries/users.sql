@@ -98,7 +98,7 @@ SELECT page.id, page.created_at FROM (
    ORDER BY t.id DESC LIMIT ?)
   UNION ALL
   (SELECT o.id, o.created_at FROM users o
-   WHERE o.is_deleted = FALSE AND o.created_at < sqlc.arg(cursor_at_again)
+   WHERE o.is_deleted = FALSE AND o.created_at < sqlc.arg(cursor_at)
    ORDER BY o.created_at DESC, o.id DESC LIMIT ?)
 ) AS page
 ORDER BY page.created_at DESC, page.id DESC

@@ -488,12 +488,11 @@ LIMIT ?
 `
 
 type ListLiveUserIDsAfterParams struct {
-	CursorAt      time.Time
-	CursorID      string
-	Limit         int32
-	CursorAtAgain time.Time
-	Limit_2       int32
-	Limit_3       int32
+	CursorAt time.Time
+	CursorID string
+	Limit    int32
+	Limit_2  int32
+	Limit_3  int32
 }
 
 type ListLiveUserIDsAfterRow struct {
@@ -509,7 +508,7 @@ func (q *Queries) ListLiveUserIDsAfter(ctx context.Context, arg ListLiveUserIDsA
 		arg.CursorAt,
 		arg.CursorID,
 		arg.Limit,
-		arg.CursorAtAgain,
+		arg.CursorAt,
 		arg.Limit_2,
 		arg.Limit_3,
 	)

@@ -136,10 +136,10 @@ func (s *Service) ListAfter(ctx context.Context, after Cursor, size int) (PageOf
 		if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
 			return err
 		}
-		// The three limits: ties after the cursor, older rows, and the merged page.
+		// sqlc cannot name a LIMIT's parameter on MySQL: the three are the page size (the
+		// cursor's ties, the older rows, the merged page).
 		rows, err := q.ListLiveUserIDsAfter(ctx, sqlcgen.ListLiveUserIDsAfterParams{
-			CursorAt: after.CreatedAt, CursorID: after.ID, Limit: int32(size),
-			CursorAtAgain: after.CreatedAt, Limit_2: int32(size), Limit_3: int32(size),
+			CursorAt: after.CreatedAt, CursorID: after.ID, Limit: int32(size), Limit_2: int32(size), Limit_3: int32(size),
 		})
 		if err != nil {
 			return err
