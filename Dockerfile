@@ -5,7 +5,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=docker
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/usersvc/usersvc/internal/app.Version=${VERSION}" \
+ARG REVISION=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/usersvc/usersvc/internal/app.Version=${VERSION} -X github.com/usersvc/usersvc/internal/app.Revision=${REVISION}" \
     -o /out/usersvc ./cmd/usersvc
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -3,6 +3,8 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/usersvc
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/usersvc/usersvc/internal/app.Version=$(VERSION) -X github.com/usersvc/usersvc/internal/app.Revision=$(REVISION)
 
 # Safe local defaults: MariaDB/MySQL and Redis on localhost, root without a password.
 export DATABASE_URL      ?= mysql://root@127.0.0.1:3306/usersvc
@@ -25,7 +27,7 @@ run: build
 	set -a && . ./.env.local && set +a && ADMIN_ADDR=$${ADMIN_ADDR:-$(RUN_ADMIN_ADDR)} exec ./$(BIN) serve
 
 build:
-	$(GO) build -ldflags "-X github.com/usersvc/usersvc/internal/app.Version=$(VERSION)" -o $(BIN) ./cmd/usersvc
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/usersvc
 
 migrate: build
 	./$(BIN) migrate
@@ -76,8 +78,10 @@ soak:
 explain:
 	EXPLAIN_PRINT=1 $(GO) test -count=1 -v -run TestExplainEveryStatement ./internal/explain | grep -v '^=== '
 
-## bench: seed 1,000,000 users once (BENCH_USERS), load-test every endpoint, rewrite the README table
+## bench: seed 1,000,000 users once (BENCH_USERS), load-test every endpoint, rewrite the table in
+## docs/performance.md (the tools are bin/usersvc-bench, not part of the service binary)
 bench: build
+	$(GO) build -o bin/usersvc-bench ./cmd/usersvc-bench
 	deploy/bench.sh
 
 ## readme-check: run the README's curl examples against a fresh database and the real binary

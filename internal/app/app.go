@@ -40,8 +40,14 @@ import (
 	"github.com/usersvc/usersvc/schema"
 )
 
-// Version is set at build time with -ldflags "-X github.com/usersvc/usersvc/internal/app.Version=...".
-var Version = "dev"
+// Version and Revision are set at build time with -ldflags "-X
+// github.com/usersvc/usersvc/internal/app.Version=... -X ...Revision=<commit>" (make build does).
+// Without Revision, the commit comes from the Go build info, which builds with -buildvcs=false
+// (as GOFLAGS sets on some machines) do not carry.
+var (
+	Version  = "dev"
+	Revision = ""
+)
 
 const usage = `usersvc: user-management REST service
 
@@ -65,10 +71,6 @@ Usage:
                                        consistent dump (--single-transaction) with mariadb-dump/mysqldump
   usersvc restore --in FILE[.gz] [--vault]
                                        load a dump into the (new, empty) database DATABASE_URL names
-  usersvc seed --count N [--workers <cores>] [--batch 16384]
-                                       bulk-load N valid users (benchmarks)
-  usersvc bench [--url URL] [--key KEY] [--concurrency 16] [--duration 10s] [--readme README.md]
-                                       load-test a running service against the database's own limit
   usersvc healthcheck [--url URL]      exit 0 when /healthz answers 200 (Docker HEALTHCHECK)
   usersvc version                      print the version
   usersvc help | --help                this text
@@ -98,10 +100,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReindex(ctx, rest, getenv, stdout, stderr)
 	case "purge":
 		return runPurge(ctx, rest, getenv, stdout, stderr)
-	case "bench":
-		return runBench(ctx, rest, getenv, stdout, stderr)
-	case "seed":
-		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, getenv, stderr)
 	case "backup":
@@ -129,6 +127,9 @@ func printUsage(w io.Writer) {
 func versionString() string { return "usersvc " + Version + " (" + revision() + ")" }
 
 func revision() string {
+	if Revision != "" {
+		return Revision
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {

@@ -6,24 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/usersvc/usersvc/internal/bench"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/search"
-	"github.com/usersvc/usersvc/internal/seed"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/internal/vault"
 )
 
-// openForMaintenance loads the configuration with the vault keys and opens the databases.
-func openForMaintenance(ctx context.Context, getenv func(string) string) (config.Config, *sql.DB, *vault.Vault, func(), error) {
+// OpenForTools loads the configuration with the vault keys and opens the main database and the
+// vault, for the command-line tools (the maintenance commands here, and usersvc-bench). The
+// returned function closes both.
+func OpenForTools(ctx context.Context, getenv func(string) string) (config.Config, *sql.DB, *vault.Vault, func(), error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return cfg, nil, nil, nil, err
@@ -58,7 +55,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfg, db, _, closeAll, err := openForMaintenance(ctx, getenv)
+	cfg, db, _, closeAll, err := OpenForTools(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -93,7 +90,7 @@ func runPurge(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("--deleted-before: %w", err)
 	}
-	cfg, db, v, closeAll, err := openForMaintenance(ctx, getenv)
+	cfg, db, v, closeAll, err := OpenForTools(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -147,94 +144,4 @@ func parseAge(s string) (time.Duration, error) {
 		return 0, errors.New("must look like 30d or 72h")
 	}
 	return d, nil
-}
-
-// runSeed: `usersvc seed --count N` bulk-loads valid users for benchmarks.
-func runSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("seed", stderr)
-	count := fs.Int("count", 1000, "users to load")
-	workers := fs.Int("workers", runtime.NumCPU(), "parallel transactions (more than the cores only adds contention)")
-	batch := fs.Int("batch", 16384, "users per transaction and per search segment")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *count < 1 {
-		return errors.New("--count must be at least 1")
-	}
-	if *batch < 1 || *batch > 65536 {
-		return errors.New("--batch must be 1 to 65536")
-	}
-	_, db, v, closeAll, err := openForMaintenance(ctx, getenv)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	db.SetMaxOpenConns(*workers + 1)
-	_, err = seed.Run(ctx, db, v, seed.Options{Count: *count, Workers: *workers, Batch: *batch, Out: stderr})
-	return err
-}
-
-// runBench: `usersvc bench` drives a running service and the database, and prints the table.
-func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", stderr)
-	url := fs.String("url", "http://127.0.0.1:8000", "the running service")
-	key := fs.String("key", getenv("USERSVC_API_KEY"), "API key with users:read, users:write, users:delete (default $USERSVC_API_KEY)")
-	conc := fs.String("concurrency", "16", "concurrent clients; a comma-separated list runs the whole suite at each")
-	dur := fs.Duration("duration", 10*time.Second, "time per endpoint")
-	readme := fs.String("readme", "", "rewrite the table between the bench markers of this file")
-	only := fs.String("only", "", "measure only the endpoints whose name contains this")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *key == "" {
-		return errors.New("--key (or USERSVC_API_KEY) is required")
-	}
-	var levels []int
-	for _, f := range strings.Split(*conc, ",") {
-		c, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || c < 1 {
-			return fmt.Errorf("--concurrency: %q is not a positive number", f)
-		}
-		levels = append(levels, c)
-	}
-	// The vault keys too: the bench also runs the service's create in-process (no HTTP).
-	_, db, v, closeAll, err := openForMaintenance(ctx, getenv)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	db.SetMaxOpenConns(slices.Max(levels) + 2)
-	svc := users.NewService(db, v, nil)
-	var tables []string
-	for _, c := range levels {
-		var n int64
-		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE is_deleted = FALSE").Scan(&n); err != nil {
-			return err
-		}
-		o := bench.Options{URL: strings.TrimRight(*url, "/"), Key: *key, DB: db, Service: svc, Concurrency: c, Duration: *dur, Out: stderr, Only: *only}
-		rows, rss, err := bench.Run(ctx, o)
-		if err != nil {
-			return err
-		}
-		tables = append(tables, bench.Table(rows, rss, o, n))
-	}
-	table := strings.Join(tables, "\n")
-	fmt.Fprint(stdout, table)
-	if *readme != "" {
-		return replaceBetween(*readme, "<!-- bench:start -->", "<!-- bench:end -->", table)
-	}
-	return nil
-}
-
-func replaceBetween(path, start, end, content string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	s := string(b)
-	i, j := strings.Index(s, start), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s has no %s ... %s markers", path, start, end)
-	}
-	return os.WriteFile(path, []byte(s[:i+len(start)]+"\n"+content+s[j:]), 0o644)
 }

@@ -1,4 +1,4 @@
-// Package bench is the load generator behind `usersvc bench`: it drives a running service over
+// Package bench is the load generator behind `usersvc-bench bench`: it drives a running service over
 // HTTP endpoint by endpoint at a fixed concurrency, measures the same driver straight against
 // the database (primary-key point select, single-row insert commit) as the hardware's limit, and
 // prints throughput, latency percentiles, errors, server RSS and each endpoint's ratio.
@@ -127,7 +127,7 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		return nil, 0, err
 	}
 	if len(ids) < 1000 {
-		return nil, 0, fmt.Errorf("only %d users: seed first (usersvc seed --count 1000000)", len(ids))
+		return nil, 0, fmt.Errorf("only %d users: seed first (usersvc-bench seed --count 1000000)", len(ids))
 	}
 	var email string // a selective query: one user's email up to the @
 	if err := o.DB.QueryRowContext(ctx, "SELECT email FROM users WHERE id = ?", ids[0]).Scan(&email); err != nil {
@@ -189,7 +189,7 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 	})
 	// The insert baseline writes to a scratch copy of the users table (same columns, indexes and
 	// engine), so that its tens of thousands of rows neither sit in the list nor form a burst of
-	// users created today (see README, page numbers).
+	// users created today (see docs/database.md, "Lists").
 	dropRaw, err := scratchUsers(ctx, o.DB)
 	if err != nil {
 		return nil, 0, err
@@ -362,7 +362,7 @@ func watchRSS(ctx context.Context, client *http.Client, url string, maxRSS *atom
 	return cancel
 }
 
-// Table renders rows as the README's markdown table.
+// Table renders rows as the markdown table of docs/performance.md.
 func Table(rows []Row, rss int64, o Options, users int64) string {
 	var b strings.Builder
 	host, _ := os.Hostname()

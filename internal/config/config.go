@@ -110,7 +110,7 @@ const (
 	DefaultRedisURL    = "redis://127.0.0.1:6379/0"
 )
 
-// Variable describes one environment variable, for --help and the README.
+// Variable describes one environment variable, for --help and docs/operations.md.
 type Variable struct{ Name, Default, Description string }
 
 // Variables lists every variable Load reads.

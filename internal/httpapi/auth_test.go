@@ -57,9 +57,9 @@ func TestEveryRouteNeedsItsScope(t *testing.T) {
 	}
 }
 
-// TestReadmeScopeTable keeps the README's route/scope table equal to the code's.
+// TestReadmeScopeTable keeps the route/scope table of docs/api.md equal to the code's.
 func TestReadmeScopeTable(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/api.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestReadmeScopeTable(t *testing.T) {
 	sort.Strings(inReadme)
 	sort.Strings(inCode)
 	if strings.Join(inReadme, "\n") != strings.Join(inCode, "\n") {
-		t.Fatalf("README scope table differs from the code.\nREADME:\n%s\ncode:\n%s", strings.Join(inReadme, "\n"), strings.Join(inCode, "\n"))
+		t.Fatalf("docs/api.md scope table differs from the code.\ndocs/api.md:\n%s\ncode:\n%s", strings.Join(inReadme, "\n"), strings.Join(inCode, "\n"))
 	}
 }
 

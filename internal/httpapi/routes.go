@@ -22,7 +22,7 @@ type route struct {
 }
 
 // routeTable lists every /api route with its scope. It is the single source for registration,
-// for Routes (which the tests check against the README), and for authorization.
+// for Routes (which the tests check against docs/api.md), and for authorization.
 func routeTable(opts Options, svc *users.Service) []route {
 	log := opts.Logger
 	pages := pageRules{def: opts.DefaultPageSize, max: opts.MaxPageSize}

@@ -1,6 +1,6 @@
 // Package search answers "name or email contains q" (case- and accent-insensitive) from a
 // trigram index kept in MySQL, without scanning users. See schema/users.sql (search_segments,
-// search_pending) for the tables and README "Search" for the behaviour.
+// search_pending) for the tables and docs/database.md "Search index" for the behaviour.
 //
 // Every user has a small dense number, users.seq. For each trigram of a user's folded name and
 // email, search_segments holds the user's seq in a Roaring bitmap. A query of three or more

@@ -139,7 +139,7 @@ func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu N
 		CurrentAddress: nu.CurrentAddress, PermanentAddress: nu.PermanentAddress, IsActive: true,
 	})
 	// The old Aadhaar and PAN, when replaced, are referenced by nobody now: remove them. (With a
-	// separate vault database they stay as unreferenced entries: see README.)
+	// separate vault database they stay as unreferenced entries: see docs/security.md.)
 	if s.vault.Shared() {
 		var gone []string
 		if prev.aadhaarRef != aadhaar {

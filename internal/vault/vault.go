@@ -21,7 +21,7 @@ const (
 
 // Vault stores and reveals values. When it shares the users' database its statements join the
 // caller's transaction, so a user and its vault entries commit or roll back together. With
-// VAULT_DATABASE_URL it runs on its own database, outside that transaction (see README).
+// VAULT_DATABASE_URL it runs on its own database, outside that transaction (see docs/security.md).
 type Vault struct {
 	keys *Keyring
 	db   *sql.DB // nil: shared database
@@ -176,7 +176,7 @@ func Rotate(ctx context.Context, db *sql.DB, keys *Keyring, batch int, progress 
 	return done, nil
 }
 
-// Sealed is a vault entry ready to be written: for bulk loading (usersvc seed).
+// Sealed is a vault entry ready to be written: for bulk loading (usersvc-bench seed).
 type Sealed struct {
 	Ref, Kind, KeyID       string
 	BlindIndex, Ciphertext []byte
