@@ -1,5 +1,7 @@
 -- Every statement the service runs against the users table. sqlc compiles each one into a typed
--- method of internal/sqlcgen. Live users are those with is_deleted = FALSE.
+-- method of internal/sqlcgen. Live users are those with is_deleted = FALSE. Whole rows are read
+-- with sqlc.embed(users): sqlc writes out the one column list of schema/users.sql, and the Go side
+-- maps it in one place (users.toUser).
 
 -- InsertUser's result carries the new user's seq (LastInsertId).
 -- name: InsertUser :execresult
@@ -14,10 +16,7 @@ INSERT INTO users (
 );
 
 -- name: GetLiveUser :one
-SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
-       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason, seq
+SELECT sqlc.embed(users)
 FROM users
 WHERE id = ? AND is_deleted = FALSE;
 
@@ -27,10 +26,7 @@ SELECT id, is_deleted, aadhaar_ref, pan_ref, erased_at FROM users WHERE id = ?;
 
 -- LockUser reads a user, live or deleted, and locks the row until the transaction ends.
 -- name: LockUser :one
-SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
-       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason, seq
+SELECT sqlc.embed(users)
 FROM users
 WHERE id = ?
 FOR UPDATE;
@@ -105,10 +101,7 @@ ORDER BY page.created_at DESC, page.id DESC
 LIMIT ?;
 
 -- name: GetUsersByIDs :many
-SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
-       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason, seq
+SELECT sqlc.embed(users)
 FROM users
 WHERE id IN (sqlc.slice(ids));
 

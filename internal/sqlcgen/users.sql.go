@@ -127,45 +127,46 @@ func (q *Queries) FindUniqueHolders(ctx context.Context, arg FindUniqueHoldersPa
 }
 
 const getLiveUser = `-- name: GetLiveUser :one
-SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
-       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason, seq
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq
 FROM users
 WHERE id = ? AND is_deleted = FALSE
 `
 
-func (q *Queries) GetLiveUser(ctx context.Context, id string) (User, error) {
+type GetLiveUserRow struct {
+	User User
+}
+
+func (q *Queries) GetLiveUser(ctx context.Context, id string) (GetLiveUserRow, error) {
 	row := q.db.QueryRowContext(ctx, getLiveUser, id)
-	var i User
+	var i GetLiveUserRow
 	err := row.Scan(
-		&i.ID,
-		&i.Name,
-		&i.Email,
-		&i.EmailKey,
-		&i.PrimaryMobile,
-		&i.SecondaryMobile,
-		&i.DateOfBirth,
-		&i.PlaceOfBirth,
-		&i.AadhaarRef,
-		&i.PanRef,
-		&i.CurrentAddress,
-		&i.PermanentAddress,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.CreatedBy,
-		&i.UpdatedBy,
-		&i.IsDeleted,
-		&i.DeletedAt,
-		&i.DeletedBy,
-		&i.Version,
-		&i.IsActive,
-		&i.EmailVerified,
-		&i.MobileVerified,
-		&i.LastLoginAt,
-		&i.ErasedAt,
-		&i.ErasureReason,
-		&i.Seq,
+		&i.User.ID,
+		&i.User.Name,
+		&i.User.Email,
+		&i.User.EmailKey,
+		&i.User.PrimaryMobile,
+		&i.User.SecondaryMobile,
+		&i.User.DateOfBirth,
+		&i.User.PlaceOfBirth,
+		&i.User.AadhaarRef,
+		&i.User.PanRef,
+		&i.User.CurrentAddress,
+		&i.User.PermanentAddress,
+		&i.User.CreatedAt,
+		&i.User.UpdatedAt,
+		&i.User.CreatedBy,
+		&i.User.UpdatedBy,
+		&i.User.IsDeleted,
+		&i.User.DeletedAt,
+		&i.User.DeletedBy,
+		&i.User.Version,
+		&i.User.IsActive,
+		&i.User.EmailVerified,
+		&i.User.MobileVerified,
+		&i.User.LastLoginAt,
+		&i.User.ErasedAt,
+		&i.User.ErasureReason,
+		&i.User.Seq,
 	)
 	return i, err
 }
@@ -273,15 +274,16 @@ func (q *Queries) GetUserState(ctx context.Context, id string) (GetUserStateRow,
 }
 
 const getUsersByIDs = `-- name: GetUsersByIDs :many
-SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
-       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason, seq
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq
 FROM users
 WHERE id IN (/*SLICE:ids*/?)
 `
 
-func (q *Queries) GetUsersByIDs(ctx context.Context, ids []string) ([]User, error) {
+type GetUsersByIDsRow struct {
+	User User
+}
+
+func (q *Queries) GetUsersByIDs(ctx context.Context, ids []string) ([]GetUsersByIDsRow, error) {
 	query := getUsersByIDs
 	var queryParams []interface{}
 	if len(ids) > 0 {
@@ -297,37 +299,37 @@ func (q *Queries) GetUsersByIDs(ctx context.Context, ids []string) ([]User, erro
 		return nil, err
 	}
 	defer rows.Close()
-	var items []User
+	var items []GetUsersByIDsRow
 	for rows.Next() {
-		var i User
+		var i GetUsersByIDsRow
 		if err := rows.Scan(
-			&i.ID,
-			&i.Name,
-			&i.Email,
-			&i.EmailKey,
-			&i.PrimaryMobile,
-			&i.SecondaryMobile,
-			&i.DateOfBirth,
-			&i.PlaceOfBirth,
-			&i.AadhaarRef,
-			&i.PanRef,
-			&i.CurrentAddress,
-			&i.PermanentAddress,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.CreatedBy,
-			&i.UpdatedBy,
-			&i.IsDeleted,
-			&i.DeletedAt,
-			&i.DeletedBy,
-			&i.Version,
-			&i.IsActive,
-			&i.EmailVerified,
-			&i.MobileVerified,
-			&i.LastLoginAt,
-			&i.ErasedAt,
-			&i.ErasureReason,
-			&i.Seq,
+			&i.User.ID,
+			&i.User.Name,
+			&i.User.Email,
+			&i.User.EmailKey,
+			&i.User.PrimaryMobile,
+			&i.User.SecondaryMobile,
+			&i.User.DateOfBirth,
+			&i.User.PlaceOfBirth,
+			&i.User.AadhaarRef,
+			&i.User.PanRef,
+			&i.User.CurrentAddress,
+			&i.User.PermanentAddress,
+			&i.User.CreatedAt,
+			&i.User.UpdatedAt,
+			&i.User.CreatedBy,
+			&i.User.UpdatedBy,
+			&i.User.IsDeleted,
+			&i.User.DeletedAt,
+			&i.User.DeletedBy,
+			&i.User.Version,
+			&i.User.IsActive,
+			&i.User.EmailVerified,
+			&i.User.MobileVerified,
+			&i.User.LastLoginAt,
+			&i.User.ErasedAt,
+			&i.User.ErasureReason,
+			&i.User.Seq,
 		); err != nil {
 			return nil, err
 		}
@@ -376,7 +378,9 @@ type InsertUserParams struct {
 }
 
 // Every statement the service runs against the users table. sqlc compiles each one into a typed
-// method of internal/sqlcgen. Live users are those with is_deleted = FALSE.
+// method of internal/sqlcgen. Live users are those with is_deleted = FALSE. Whole rows are read
+// with sqlc.embed(users): sqlc writes out the one column list of schema/users.sql, and the Go side
+// maps it in one place (users.toUser).
 // InsertUser's result carries the new user's seq (LastInsertId).
 func (q *Queries) InsertUser(ctx context.Context, arg InsertUserParams) (sql.Result, error) {
 	return q.db.ExecContext(ctx, insertUser,
@@ -572,47 +576,48 @@ func (q *Queries) ListLiveUserIDsBefore(ctx context.Context, arg ListLiveUserIDs
 }
 
 const lockUser = `-- name: LockUser :one
-SELECT id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-       aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by,
-       updated_by, is_deleted, deleted_at, deleted_by, version, is_active, email_verified,
-       mobile_verified, last_login_at, erased_at, erasure_reason, seq
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq
 FROM users
 WHERE id = ?
 FOR UPDATE
 `
 
+type LockUserRow struct {
+	User User
+}
+
 // LockUser reads a user, live or deleted, and locks the row until the transaction ends.
-func (q *Queries) LockUser(ctx context.Context, id string) (User, error) {
+func (q *Queries) LockUser(ctx context.Context, id string) (LockUserRow, error) {
 	row := q.db.QueryRowContext(ctx, lockUser, id)
-	var i User
+	var i LockUserRow
 	err := row.Scan(
-		&i.ID,
-		&i.Name,
-		&i.Email,
-		&i.EmailKey,
-		&i.PrimaryMobile,
-		&i.SecondaryMobile,
-		&i.DateOfBirth,
-		&i.PlaceOfBirth,
-		&i.AadhaarRef,
-		&i.PanRef,
-		&i.CurrentAddress,
-		&i.PermanentAddress,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.CreatedBy,
-		&i.UpdatedBy,
-		&i.IsDeleted,
-		&i.DeletedAt,
-		&i.DeletedBy,
-		&i.Version,
-		&i.IsActive,
-		&i.EmailVerified,
-		&i.MobileVerified,
-		&i.LastLoginAt,
-		&i.ErasedAt,
-		&i.ErasureReason,
-		&i.Seq,
+		&i.User.ID,
+		&i.User.Name,
+		&i.User.Email,
+		&i.User.EmailKey,
+		&i.User.PrimaryMobile,
+		&i.User.SecondaryMobile,
+		&i.User.DateOfBirth,
+		&i.User.PlaceOfBirth,
+		&i.User.AadhaarRef,
+		&i.User.PanRef,
+		&i.User.CurrentAddress,
+		&i.User.PermanentAddress,
+		&i.User.CreatedAt,
+		&i.User.UpdatedAt,
+		&i.User.CreatedBy,
+		&i.User.UpdatedBy,
+		&i.User.IsDeleted,
+		&i.User.DeletedAt,
+		&i.User.DeletedBy,
+		&i.User.Version,
+		&i.User.IsActive,
+		&i.User.EmailVerified,
+		&i.User.MobileVerified,
+		&i.User.LastLoginAt,
+		&i.User.ErasedAt,
+		&i.User.ErasureReason,
+		&i.User.Seq,
 	)
 	return i, err
 }

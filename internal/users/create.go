@@ -2,6 +2,7 @@ package users
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -103,7 +104,10 @@ func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu N
 	}
 	// Lock the deleted owner only now, so that parallel creates that merely conflict never
 	// upgrade their locks (which would deadlock them against each other).
-	old, err := q.LockUser(ctx, ownerID)
+	old, err := lockUser(ctx, q, ownerID)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil, time.Time{}, fmt.Errorf("%w: the deleted holder went away", mysqldb.ErrRetryable)
+	}
 	if err != nil {
 		return "", nil, time.Time{}, err
 	}

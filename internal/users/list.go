@@ -165,7 +165,7 @@ func usersInOrder(ctx context.Context, q *sqlcgen.Queries, ids []string) ([]User
 	}
 	byID := make(map[string]User, len(rows))
 	for _, r := range rows {
-		byID[r.ID] = toUser(r)
+		byID[r.User.ID] = toUser(r.User)
 	}
 	out := make([]User, 0, len(ids))
 	for _, id := range ids {

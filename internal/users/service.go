@@ -91,7 +91,7 @@ func (s *Service) readBack(ctx context.Context, q *sqlcgen.Queries, id string) (
 		if err != nil {
 			return User{}, err
 		}
-		u := toUser(row)
+		u := toUser(row.User)
 		return u, s.reveal(ctx, q, &u)
 	}
 	row, err := q.GetLiveUserWithIDs(ctx, id)

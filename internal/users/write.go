@@ -127,9 +127,9 @@ func guarded(n int64, err error) error {
 func lockUser(ctx context.Context, q *sqlcgen.Queries, id string) (sqlcgen.User, error) {
 	row, err := q.LockUser(ctx, id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return row, ErrNotFound
+		return row.User, ErrNotFound
 	}
-	return row, err
+	return row.User, err
 }
 
 func audit(ctx context.Context, q *sqlcgen.Queries, c Caller, id, action string, fields []string, version string, now time.Time) error {
