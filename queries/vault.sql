@@ -26,3 +26,11 @@ SELECT COUNT(*) FROM pii_vault WHERE key_id <> ?;
 -- name: RekeyVaultEntry :execrows
 UPDATE pii_vault SET key_id = ?, ciphertext = ?, updated_at = ?
 WHERE ref = sqlc.arg(ref) AND key_id = sqlc.arg(old_key_id);
+
+-- A new user's Aadhaar and PAN in one statement (one round trip). When either value is in the
+-- vault already, the server refuses the whole statement and the vault stores them one by one
+-- (InsertVaultEntry, GetVaultRefByIndex).
+-- name: InsertVaultEntryPair :exec
+INSERT INTO pii_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at)
+VALUES (sqlc.arg(a_ref), 'aadhaar', sqlc.arg(a_blind_index), sqlc.arg(a_key_id), sqlc.arg(a_ciphertext), sqlc.arg(now), sqlc.arg(now)),
+       (sqlc.arg(p_ref), 'pan', sqlc.arg(p_blind_index), sqlc.arg(p_key_id), sqlc.arg(p_ciphertext), sqlc.arg(now), sqlc.arg(now));

@@ -134,6 +134,7 @@ func TestExplainEveryStatement(t *testing.T) {
 		"EraseUser":                 {now, nil, now, "r", now, nil, f.version, f.id},
 		"ListDeletedBefore":         {now.AddDate(0, 0, -30), 100},
 		"GetVaultRefByIndex":        {"aadhaar", f.bidx},
+		"InsertVaultEntryPair":      {"00000000-0000-4000-8000-000000000003", key, "e1", key, now, now, "00000000-0000-4000-8000-000000000004", key, "e1", key, now, now},
 		"InsertVaultEntry":          {"00000000-0000-4000-8000-000000000002", "pan", key, "e1", key, now, now},
 		"GetVaultEntries":           {f.aRef},
 		"DeleteVaultEntries":        {f.aRef},

@@ -1,7 +1,6 @@
 package mysqldb
 
 import (
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 
 // Errors that Translate produces; business code tests them with errors.Is / errors.As.
 var (
-	// ErrNotFound means a query that expects one row found none.
-	ErrNotFound = errors.New("row not found")
 	// ErrRetryable means the server aborted the statement or transaction because of a deadlock
 	// or lock-wait timeout; rerunning the whole transaction may succeed.
 	ErrRetryable = errors.New("transaction aborted by a deadlock or lock-wait timeout")
@@ -35,13 +32,11 @@ const (
 	erLockDeadlock    = 1213
 )
 
-// Translate maps driver errors to the errors above. Other errors are returned unchanged.
+// Translate maps driver errors to the errors above. Other errors, sql.ErrNoRows included (each use
+// case says what a missing row means: users.ErrNotFound), are returned unchanged.
 func Translate(err error) error {
 	if err == nil {
 		return nil
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	var ne *net.OpError
 	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {

@@ -2,8 +2,10 @@ package mysqldb
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -27,8 +29,13 @@ func TestTranslate(t *testing.T) {
 			t.Errorf("%d: got %v", n, got)
 		}
 	}
-	if got := Translate(fmt.Errorf("get: %w", sql.ErrNoRows)); !errors.Is(got, ErrNotFound) {
+	if got := Translate(fmt.Errorf("get: %w", sql.ErrNoRows)); !errors.Is(got, sql.ErrNoRows) {
 		t.Errorf("no rows: got %v", got)
+	}
+	for _, err := range []error{driver.ErrBadConn, mysql.ErrInvalidConn, &net.OpError{Op: "dial", Err: errors.New("refused")}} {
+		if got := Translate(fmt.Errorf("query: %w", err)); !errors.Is(got, ErrUnavailable) {
+			t.Errorf("%v: got %v, want ErrUnavailable", err, got)
+		}
 	}
 	other := errors.New("boom")
 	if got := Translate(other); !errors.Is(got, other) {

@@ -133,6 +133,45 @@ func (q *Queries) InsertVaultEntry(ctx context.Context, arg InsertVaultEntryPara
 	return err
 }
 
+const insertVaultEntryPair = `-- name: InsertVaultEntryPair :exec
+INSERT INTO pii_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at)
+VALUES (?, 'aadhaar', ?, ?, ?, ?, ?),
+       (?, 'pan', ?, ?, ?, ?, ?)
+`
+
+type InsertVaultEntryPairParams struct {
+	ARef        string
+	ABlindIndex []byte
+	AKeyID      string
+	ACiphertext []byte
+	Now         time.Time
+	PRef        string
+	PBlindIndex []byte
+	PKeyID      string
+	PCiphertext []byte
+}
+
+// A new user's Aadhaar and PAN in one statement (one round trip). When either value is in the
+// vault already, the server refuses the whole statement and the vault stores them one by one
+// (InsertVaultEntry, GetVaultRefByIndex).
+func (q *Queries) InsertVaultEntryPair(ctx context.Context, arg InsertVaultEntryPairParams) error {
+	_, err := q.db.ExecContext(ctx, insertVaultEntryPair,
+		arg.ARef,
+		arg.ABlindIndex,
+		arg.AKeyID,
+		arg.ACiphertext,
+		arg.Now,
+		arg.Now,
+		arg.PRef,
+		arg.PBlindIndex,
+		arg.PKeyID,
+		arg.PCiphertext,
+		arg.Now,
+		arg.Now,
+	)
+	return err
+}
+
 const listVaultEntriesToRekey = `-- name: ListVaultEntriesToRekey :many
 SELECT ref, kind, key_id, ciphertext FROM pii_vault
 WHERE key_id <> ? AND ref > ?

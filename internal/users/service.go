@@ -75,11 +75,7 @@ func (s *Service) reveal(ctx context.Context, q *sqlcgen.Queries, u *User) error
 
 // storeIDs puts nu's Aadhaar and PAN in the vault and returns their refs.
 func (s *Service) storeIDs(ctx context.Context, q *sqlcgen.Queries, nu NewUser) (aRef, pRef string, err error) {
-	if aRef, err = s.vault.Store(ctx, q, vault.KindAadhaar, nu.Aadhaar.Digits()); err != nil {
-		return "", "", err
-	}
-	pRef, err = s.vault.Store(ctx, q, vault.KindPAN, nu.PAN.Value())
-	return aRef, pRef, err
+	return s.vault.StorePair(ctx, q, nu.Aadhaar.Digits(), nu.PAN.Value())
 }
 
 // readBack reads a live user with its Aadhaar and PAN: after a write, inside its transaction

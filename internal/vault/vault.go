@@ -65,6 +65,27 @@ func (v *Vault) Store(ctx context.Context, q *sqlcgen.Queries, kind, value strin
 	return e.Ref, err
 }
 
+// StorePair stores a person's Aadhaar and PAN and returns their refs: a new person's both
+// entries in one statement, else (a value is already in the vault) one by one, as Store.
+func (v *Vault) StorePair(ctx context.Context, q *sqlcgen.Queries, aadhaar, pan string) (aRef, pRef string, err error) {
+	a, p := v.Seal(KindAadhaar, aadhaar), v.Seal(KindPAN, pan)
+	err = v.on(q).InsertVaultEntryPair(ctx, sqlcgen.InsertVaultEntryPairParams{
+		ARef: a.Ref, ABlindIndex: a.BlindIndex, AKeyID: a.KeyID, ACiphertext: a.Ciphertext,
+		PRef: p.Ref, PBlindIndex: p.BlindIndex, PKeyID: p.KeyID, PCiphertext: p.Ciphertext,
+		Now: v.now().UTC(),
+	})
+	var dup *mysqldb.DuplicateKeyError
+	if !errors.As(mysqldb.Translate(err), &dup) {
+		return a.Ref, p.Ref, err
+	}
+	// The refused statement wrote nothing (InnoDB rolls back the statement, not the transaction).
+	if aRef, err = v.Store(ctx, q, KindAadhaar, aadhaar); err != nil {
+		return "", "", err
+	}
+	pRef, err = v.Store(ctx, q, KindPAN, pan)
+	return aRef, pRef, err
+}
+
 // Find returns the ref of value, or "" when the vault does not hold it.
 func (v *Vault) Find(ctx context.Context, q *sqlcgen.Queries, kind, value string) (string, error) {
 	ref, err := v.on(q).GetVaultRefByIndex(ctx, sqlcgen.GetVaultRefByIndexParams{Kind: kind, BlindIndex: v.keys.BlindIndex(kind, value)})
