@@ -177,6 +177,10 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		}
 	}
 	pick := func() string { return ids[rand.IntN(len(ids))] }
+	var (
+		last     sync.Once
+		lastPage string
+	)
 	deepCursor, err := cursorAt(ctx, client, o, 5000)
 	if err != nil {
 		return nil, 0, err
@@ -250,6 +254,14 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		}},
 		{"GET /users?page=5000", "point", func(ctx context.Context, _ int, _ int64) error {
 			return call(ctx, "GET", "/api/v1/users/?page=5000", nil, 200)
+		}},
+		{"GET /users?page=last (deepest)", "point", func(ctx context.Context, _ int, _ int64) error {
+			last.Do(func() { // once the creates above have run: the last page then
+				var live int64
+				_ = o.DB.QueryRowContext(ctx, "SELECT CAST(COALESCE(SUM(live), 0) AS SIGNED) FROM user_counts").Scan(&live)
+				lastPage = strconv.FormatInt(max(1, (live+9)/10), 10)
+			})
+			return call(ctx, "GET", "/api/v1/users/?page="+lastPage, nil, 200)
 		}},
 		{"GET /users?cursor= (deep)", "point", func(ctx context.Context, _ int, _ int64) error {
 			return call(ctx, "GET", "/api/v1/users/?cursor="+deepCursor, nil, 200)

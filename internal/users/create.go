@@ -23,7 +23,9 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 		w.changed = createdFields(nu)
 		createdAt := w.now
 		row, err := s.insertNew(ctx, q, c, w.id, nu, w.now, w.version)
-		if err != nil {
+		if err == nil {
+			w.written = newUser(row, nu)
+		} else {
 			if !isDuplicate(err) {
 				return err
 			}
@@ -39,6 +41,24 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 		}
 		return countLive(ctx, q, 1, createdAt) // a new user, or a deleted one made live again
 	})
+}
+
+// newUser is the user a read returns after insertNew wrote row: the inserted values, the column
+// defaults InsertUser writes, and times as the DATETIME(6) columns keep them (microseconds).
+// TestCreate compares it with a read.
+func newUser(row sqlcgen.InsertUserParams, nu NewUser) *User {
+	row.CreatedAt, row.UpdatedAt = row.CreatedAt.Truncate(time.Microsecond), row.UpdatedAt.Truncate(time.Microsecond)
+	u := toUser(sqlcgen.User{
+		ID: row.ID, Name: row.Name, Email: row.Email, EmailKey: row.EmailKey,
+		PrimaryMobile: row.PrimaryMobile, SecondaryMobile: row.SecondaryMobile,
+		DateOfBirth: row.DateOfBirth, PlaceOfBirth: row.PlaceOfBirth,
+		AadhaarRef: row.AadhaarRef, PanRef: row.PanRef,
+		CurrentAddress: row.CurrentAddress, PermanentAddress: row.PermanentAddress,
+		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, CreatedBy: row.CreatedBy, UpdatedBy: row.UpdatedBy,
+		Version: row.Version, IsActive: true,
+	})
+	u.Aadhaar, u.PAN = nu.Aadhaar, nu.PAN
+	return &u
 }
 
 // insertNew writes a new user: its vault entries, the users row, and its search-queue row. It

@@ -23,7 +23,8 @@ import (
 //     soft-deleted for a restore) and that the caller's version precondition allows it;
 //  3. run the use case's own statements (its step), which say what changed;
 //  4. write one audit row naming the changed fields (nothing changed: no audit row, same version);
-//  5. read the user back (MySQL has no RETURNING), inside the same transaction.
+//  5. read the user back (MySQL has no RETURNING), inside the same transaction, unless the step
+//     wrote every column itself (a new user) and says so.
 //
 // A step only says what is its own; it never opens a transaction, locks or audits.
 
@@ -53,6 +54,9 @@ type txWrite struct {
 	id      string   // the user; a create that revives a deleted user sets that user's id
 	action  string   // the audit action; a create that revives says create_restore
 	changed []string // the fields the step changed; none: nothing was written
+	// written, when a step set it, is the whole user exactly as a read would return it (a new
+	// user: every column is known): the skeleton then saves the read-back's round trip.
+	written *User
 }
 
 // step is a use case's own part of a write: its statements, given the locked row (the zero row
@@ -85,6 +89,10 @@ func (s *Service) write(ctx context.Context, c Caller, u unit, fn step) (User, e
 		}
 		if !u.readBack {
 			out = User{ID: w.id, Version: w.version}
+			return nil
+		}
+		if w.written != nil {
+			out = *w.written
 			return nil
 		}
 		var err error
