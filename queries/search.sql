@@ -5,17 +5,12 @@
 -- name: SearchSegments :many
 SELECT gram, seqs FROM search_segments WHERE gram IN (sqlc.slice(grams));
 
--- Users changed since the last compaction (a small table: the compactor's lag).
+-- Users not yet indexed (the compactor's lag): flagged on their row, or queued by a replica of the
+-- previous version in the legacy search_pending table during a rolling upgrade.
 -- name: ListSearchPending :many
+SELECT seq FROM users WHERE search_dirty = TRUE
+UNION
 SELECT seq FROM search_pending;
-
--- name: AddSearchPending :exec
-INSERT IGNORE INTO search_pending (seq) VALUES (?);
-
--- AddSearchPendingFor queues a new user by id, right after its insert: both ways of creating a
--- user use it, since a pipelined create cannot read back the seq its insert was given.
--- name: AddSearchPendingFor :exec
-INSERT IGNORE INTO search_pending (seq) SELECT seq FROM users WHERE id = ?;
 
 -- Verification of candidates: the folded name and email are compared in Go. Deleted users are
 -- left out here; stale postings of changed users fail the comparison.
@@ -34,22 +29,33 @@ WHERE seq > ? AND erased_at IS NULL
 ORDER BY seq
 LIMIT ?;
 
--- name: GetUsersForIndex :many
-SELECT seq, name, email FROM users WHERE seq IN (sqlc.slice(seqs));
-
 -- name: CountSearchSegments :one
 SELECT COUNT(*) FROM (SELECT 1 FROM search_segments LIMIT 1) s;
 
--- Compaction: lock the oldest pending users (a writer that changes one of them meanwhile waits,
--- then queues it again), read their text, merge their grams into the locked segments, delete
--- exactly the rows read.
--- name: LockSearchPending :many
-SELECT seq FROM search_pending ORDER BY seq LIMIT ? FOR UPDATE;
+-- Compaction: lock the oldest flagged users (a writer that changes one of them meanwhile waits,
+-- and flags it again after), read their text, merge their grams into the locked segments, then
+-- clear exactly the flags read.
+-- name: LockSearchDirty :many
+SELECT seq, name, email FROM users
+WHERE search_dirty = TRUE
+ORDER BY seq
+LIMIT ?
+FOR UPDATE;
+
+-- name: ClearSearchDirty :execrows
+UPDATE users SET search_dirty = FALSE WHERE seq IN (sqlc.slice(seqs));
 
 -- name: LockCompactSegments :many
 SELECT gram, seqs FROM search_segments
 WHERE segment = sqlc.arg(segment) AND gram IN (sqlc.slice(grams))
 FOR UPDATE;
+
+-- The legacy queue (see schema/users.sql): the compactor moves its rows onto users.search_dirty.
+-- name: LockLegacySearchPending :many
+SELECT seq FROM search_pending ORDER BY seq LIMIT ? FOR UPDATE;
+
+-- name: MarkSearchDirty :execrows
+UPDATE users SET search_dirty = TRUE WHERE seq IN (sqlc.slice(seqs)) AND erased_at IS NULL;
 
 -- name: DeleteSearchPending :execrows
 DELETE FROM search_pending WHERE seq IN (sqlc.slice(seqs));

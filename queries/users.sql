@@ -8,11 +8,11 @@
 INSERT INTO users (
   id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
   aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
-  is_deleted, version, is_active, email_verified, mobile_verified
+  is_deleted, version, is_active, email_verified, mobile_verified, search_dirty
 ) VALUES (
   ?, ?, ?, ?, ?, ?, ?, ?,
   ?, ?, ?, ?, ?, ?, ?, ?,
-  FALSE, ?, TRUE, FALSE, FALSE
+  FALSE, ?, TRUE, FALSE, FALSE, TRUE
 );
 
 -- name: GetLiveUser :one
@@ -46,7 +46,8 @@ WHERE email_key = ? OR primary_mobile = ? OR aadhaar_ref = ? OR pan_ref = ?;
 UPDATE users
 SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?,
     current_address = ?, permanent_address = ?, is_active = ?,
-    updated_at = ?, updated_by = ?, version = sqlc.arg(new_version)
+    updated_at = ?, updated_by = ?, version = sqlc.arg(new_version),
+    search_dirty = search_dirty OR sqlc.arg(reindex)
 WHERE id = sqlc.arg(id) AND version = sqlc.arg(expected_version) AND is_deleted = FALSE;
 
 -- ReviveUser brings a soft-deleted user back with the data of a new create request (the
@@ -58,7 +59,7 @@ SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?
     current_address = ?, permanent_address = ?,
     updated_at = ?, updated_by = ?, version = sqlc.arg(new_version),
     is_deleted = FALSE, deleted_at = NULL, deleted_by = NULL,
-    is_active = TRUE, email_verified = FALSE, mobile_verified = FALSE
+    is_active = TRUE, email_verified = FALSE, mobile_verified = FALSE, search_dirty = TRUE
 WHERE id = sqlc.arg(id) AND version = sqlc.arg(expected_version) AND is_deleted = TRUE;
 
 -- name: SoftDeleteUser :execrows
@@ -122,7 +123,8 @@ SET name = '', email = '', email_key = NULL, primary_mobile = NULL, secondary_mo
     is_deleted = TRUE, deleted_at = COALESCE(deleted_at, sqlc.arg(deleted_at)), deleted_by = COALESCE(deleted_by, sqlc.arg(deleted_by)),
     is_active = FALSE, email_verified = FALSE, mobile_verified = FALSE, last_login_at = NULL,
     erased_at = sqlc.arg(erased_at), erasure_reason = sqlc.arg(reason),
-    updated_at = sqlc.arg(updated_at), updated_by = sqlc.arg(updated_by), version = sqlc.arg(new_version)
+    updated_at = sqlc.arg(updated_at), updated_by = sqlc.arg(updated_by), version = sqlc.arg(new_version),
+    search_dirty = FALSE
 WHERE id = sqlc.arg(id) AND erased_at IS NULL;
 
 -- Retention: soft-deleted users whose deletion is older than the cut-off, oldest first.

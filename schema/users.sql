@@ -47,6 +47,10 @@ CREATE TABLE users (
   -- search index (search_segments, search_pending) stores instead of the 36-byte id. Search
   -- results come newest-registered first in this order.
   seq               INT UNSIGNED NOT NULL AUTO_INCREMENT,
+  -- TRUE while the user's name or email is not yet in the search index: set by the write that
+  -- creates, renames or revives the user (no extra row), cleared by the compactor once indexed.
+  -- Search verifies these users directly, so they are found at once.
+  search_dirty      BOOLEAN      NOT NULL DEFAULT FALSE,
   PRIMARY KEY (id),
   UNIQUE KEY uq_users_seq (seq),
   UNIQUE KEY uq_users_email (email_key),
@@ -56,7 +60,10 @@ CREATE TABLE users (
   -- List and search: live users, newest first, with id as the unique tie-breaker.
   KEY idx_users_live_created (is_deleted, created_at, id),
   -- Retention purge: soft-deleted users by deletion time, in that order (no filesort).
-  KEY idx_users_deleted (is_deleted, deleted_at)
+  KEY idx_users_deleted (is_deleted, deleted_at),
+  -- The users not yet indexed for search (search_dirty = TRUE): a short range, as long as the
+  -- compactor's lag.
+  KEY idx_users_search_dirty (search_dirty, seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- user_audit: one row per change to a user, written in the same transaction as the change.
@@ -140,9 +147,10 @@ CREATE TABLE search_segments (
   PRIMARY KEY (gram, segment)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- search_pending: users created or changed since the compactor (one replica at a time, every
--- SEARCH_COMPACT_INTERVAL) last indexed them, written in the transaction of the change. Search
--- verifies these directly, so they are found at once; the table stays as small as the compactor's lag.
+-- search_pending: LEGACY, kept for one release so that replicas of the previous version can run
+-- during a rolling upgrade. That version queued created or changed users here; this one marks them
+-- with users.search_dirty instead, and its compactor moves any rows found here onto that flag.
+-- Search still reads it. The next release drops it (empty by then).
 CREATE TABLE search_pending (
   seq INT UNSIGNED NOT NULL,
   PRIMARY KEY (seq)

@@ -95,7 +95,7 @@ type Config struct {
 
 	RequestTimeout time.Duration
 	ShutdownDelay  time.Duration
-	// SearchCompactInterval is how often this replica indexes the users queued in search_pending.
+	// SearchCompactInterval is how often this replica indexes the users flagged search_dirty.
 	SearchCompactInterval time.Duration
 	ShutdownTimeout       time.Duration
 	ReadHeaderTimeout     time.Duration
@@ -154,7 +154,7 @@ var Variables = []Variable{
 	{"DB_ACQUIRE_TIMEOUT", "2s", "when all DB_MAX_OPEN_CONNS are busy, how long a request waits before 503"},
 	{"REQUEST_TIMEOUT", "10s", "deadline of one request's work, database included"},
 	{"SHUTDOWN_DELAY", "5s", "after SIGTERM, how long /readyz answers 503 while requests are still served"},
-	{"SEARCH_COMPACT_INTERVAL", "1s", "how often each replica moves newly created or changed users into the search index (search_pending; until then search verifies them one by one)"},
+	{"SEARCH_COMPACT_INTERVAL", "1s", "how often each replica moves newly created or changed users into the search index (users.search_dirty; until then search verifies them one by one)"},
 	{"SHUTDOWN_TIMEOUT", "20s", "then, how long in-flight requests may take to finish"},
 	{"ADMIN_ADDR", "", "the admin listener: /metrics and Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:9090, and /metrics no longer on PORT; keep it private (make run: 127.0.0.1:9090)"},
 	{"PPROF_ADDR", "", "serve Go profiles (net/http/pprof) alone on this address, e.g. 127.0.0.1:6060; never expose it"},

@@ -242,36 +242,33 @@ func Find(ctx context.Context, q *sqlcgen.Queries, cache *Cache, query Query, of
 	return res, nil
 }
 
-// Queue marks a created or changed user for indexing, in the transaction of the change.
-func Queue(ctx context.Context, q *sqlcgen.Queries, seq uint32) error {
-	return q.AddSearchPending(ctx, seq)
-}
-
-// CompactChunk bounds the pending users one compaction transaction indexes.
+// CompactChunk bounds the users one compaction transaction indexes.
 const CompactChunk = 1000
 
-// Compact indexes pending users into segments until none are left, and returns how many it
-// indexed. Replicas may run it at the same time: the pending rows and segments it touches are
-// locked, so they take turns.
+// Compact indexes the users flagged search_dirty into segments until none are left, and returns
+// how many it indexed. It first moves rows of the legacy search_pending queue (written by replicas
+// of the previous version during a rolling upgrade) onto the flag. Replicas may run it at the same
+// time: the users and segments it touches are locked, so they take turns.
 func Compact(ctx context.Context, db *sql.DB) (int, error) {
+	if err := drainLegacyQueue(ctx, db); err != nil {
+		return 0, err
+	}
 	total := 0
 	for {
 		n := 0
 		err := mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
 			q := sqlcgen.New(tx)
-			seqs, err := q.LockSearchPending(ctx, CompactChunk)
-			if err != nil || len(seqs) == 0 {
+			rows, err := q.LockSearchDirty(ctx, CompactChunk)
+			if err != nil || len(rows) == 0 {
 				n = 0
 				return err
 			}
-			n = len(seqs)
-			rows, err := q.GetUsersForIndex(ctx, seqs)
-			if err != nil {
-				return err
-			}
+			n = len(rows)
 			// Group by compactor bucket; each bucket's segments are merged under lock.
 			buckets := map[uint64]Postings{}
-			for _, r := range rows {
+			seqs := make([]uint32, len(rows))
+			for i, r := range rows {
+				seqs[i] = r.Seq
 				b := compactBase + uint64(r.Seq>>16)
 				if buckets[b] == nil {
 					buckets[b] = Postings{}
@@ -283,12 +280,34 @@ func Compact(ctx context.Context, db *sql.DB) (int, error) {
 					return err
 				}
 			}
-			_, err = q.DeleteSearchPending(ctx, seqs)
+			_, err = q.ClearSearchDirty(ctx, seqs)
 			return err
 		})
 		total += n
 		if err != nil || n < CompactChunk {
 			return total, err
+		}
+	}
+}
+
+// drainLegacyQueue moves the rows of search_pending onto users.search_dirty, a chunk per
+// transaction, under the rows' locks (a previous-version replica may be adding rows meanwhile).
+func drainLegacyQueue(ctx context.Context, db *sql.DB) error {
+	for {
+		n := 0
+		err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+			seqs, err := q.LockLegacySearchPending(ctx, CompactChunk)
+			if n = len(seqs); err != nil || n == 0 {
+				return err
+			}
+			if _, err := q.MarkSearchDirty(ctx, seqs); err != nil {
+				return err
+			}
+			_, err = q.DeleteSearchPending(ctx, seqs)
+			return err
+		})
+		if err != nil || n < CompactChunk {
+			return err
 		}
 	}
 }
@@ -318,7 +337,7 @@ func mergeInto(ctx context.Context, tx sqlcgen.DBTX, q *sqlcgen.Queries, bucket 
 // restored without it). It runs as one transaction, so that an index either is whole or is not
 // there: a reindex cut short leaves no segments, and the next migrate starts again (a partial one
 // would make the "has segments" check skip users for good). It is safe while the service runs:
-// changes meanwhile are queued in search_pending as usual. It returns the number of users indexed.
+// changes meanwhile are flagged search_dirty as usual. It returns the number of users indexed.
 func Reindex(ctx context.Context, db *sql.DB, out io.Writer) (int, error) {
 	has, err := sqlcgen.New(db).CountSearchSegments(ctx)
 	if err != nil || has > 0 {

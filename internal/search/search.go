@@ -1,11 +1,11 @@
 // Package search answers "name or email contains q" (case- and accent-insensitive) from a
 // trigram index kept in MySQL, without scanning users. See schema/users.sql (search_segments,
-// search_pending) for the tables and docs/database.md "Search index" for the behaviour.
+// users.search_dirty) for the tables and docs/database.md "Search index" for the behaviour.
 //
 // Every user has a small dense number, users.seq. For each trigram of a user's folded name and
 // email, search_segments holds the user's seq in a Roaring bitmap. A query of three or more
 // characters intersects the bitmaps of its trigrams; a two-character query unites every trigram
-// that starts with it. Users changed since the last compaction are listed in search_pending and
+// that starts with it. Users changed since the last compaction are flagged users.search_dirty and
 // added as candidates. Every candidate is then verified against its current users row, newest
 // (highest seq) first, so results are exact: stale postings, deleted users and grams that occur
 // in the text but not next to each other never reach the client.

@@ -78,6 +78,7 @@ type User struct {
 	ErasedAt         sql.NullTime
 	ErasureReason    sql.NullString
 	Seq              uint32
+	SearchDirty      bool
 }
 
 type UserAudit struct {

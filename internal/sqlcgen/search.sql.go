@@ -10,24 +10,26 @@ import (
 	"strings"
 )
 
-const addSearchPending = `-- name: AddSearchPending :exec
-INSERT IGNORE INTO search_pending (seq) VALUES (?)
+const clearSearchDirty = `-- name: ClearSearchDirty :execrows
+UPDATE users SET search_dirty = FALSE WHERE seq IN (/*SLICE:seqs*/?)
 `
 
-func (q *Queries) AddSearchPending(ctx context.Context, seq uint32) error {
-	_, err := q.db.ExecContext(ctx, addSearchPending, seq)
-	return err
-}
-
-const addSearchPendingFor = `-- name: AddSearchPendingFor :exec
-INSERT IGNORE INTO search_pending (seq) SELECT seq FROM users WHERE id = ?
-`
-
-// AddSearchPendingFor queues a new user by id, right after its insert: both ways of creating a
-// user use it, since a pipelined create cannot read back the seq its insert was given.
-func (q *Queries) AddSearchPendingFor(ctx context.Context, id string) error {
-	_, err := q.db.ExecContext(ctx, addSearchPendingFor, id)
-	return err
+func (q *Queries) ClearSearchDirty(ctx context.Context, seqs []uint32) (int64, error) {
+	query := clearSearchDirty
+	var queryParams []interface{}
+	if len(seqs) > 0 {
+		for _, v := range seqs {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:seqs*/?", strings.Repeat(",?", len(seqs))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:seqs*/?", "NULL", 1)
+	}
+	result, err := q.db.ExecContext(ctx, query, queryParams...)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
 }
 
 const clearSearchSegments = `-- name: ClearSearchSegments :exec
@@ -117,54 +119,14 @@ func (q *Queries) GetUserSeqs(ctx context.Context, ids []string) ([]GetUserSeqsR
 	return items, nil
 }
 
-const getUsersForIndex = `-- name: GetUsersForIndex :many
-SELECT seq, name, email FROM users WHERE seq IN (/*SLICE:seqs*/?)
-`
-
-type GetUsersForIndexRow struct {
-	Seq   uint32
-	Name  string
-	Email string
-}
-
-func (q *Queries) GetUsersForIndex(ctx context.Context, seqs []uint32) ([]GetUsersForIndexRow, error) {
-	query := getUsersForIndex
-	var queryParams []interface{}
-	if len(seqs) > 0 {
-		for _, v := range seqs {
-			queryParams = append(queryParams, v)
-		}
-		query = strings.Replace(query, "/*SLICE:seqs*/?", strings.Repeat(",?", len(seqs))[1:], 1)
-	} else {
-		query = strings.Replace(query, "/*SLICE:seqs*/?", "NULL", 1)
-	}
-	rows, err := q.db.QueryContext(ctx, query, queryParams...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []GetUsersForIndexRow
-	for rows.Next() {
-		var i GetUsersForIndexRow
-		if err := rows.Scan(&i.Seq, &i.Name, &i.Email); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const listSearchPending = `-- name: ListSearchPending :many
+SELECT seq FROM users WHERE search_dirty = TRUE
+UNION
 SELECT seq FROM search_pending
 `
 
-// Users changed since the last compaction (a small table: the compactor's lag).
+// Users not yet indexed (the compactor's lag): flagged on their row, or queued by a replica of the
+// previous version in the legacy search_pending table during a rolling upgrade.
 func (q *Queries) ListSearchPending(ctx context.Context) ([]uint32, error) {
 	rows, err := q.db.QueryContext(ctx, listSearchPending)
 	if err != nil {
@@ -280,15 +242,13 @@ func (q *Queries) LockCompactSegments(ctx context.Context, arg LockCompactSegmen
 	return items, nil
 }
 
-const lockSearchPending = `-- name: LockSearchPending :many
+const lockLegacySearchPending = `-- name: LockLegacySearchPending :many
 SELECT seq FROM search_pending ORDER BY seq LIMIT ? FOR UPDATE
 `
 
-// Compaction: lock the oldest pending users (a writer that changes one of them meanwhile waits,
-// then queues it again), read their text, merge their grams into the locked segments, delete
-// exactly the rows read.
-func (q *Queries) LockSearchPending(ctx context.Context, limit int32) ([]uint32, error) {
-	rows, err := q.db.QueryContext(ctx, lockSearchPending, limit)
+// The legacy queue (see schema/users.sql): the compactor moves its rows onto users.search_dirty.
+func (q *Queries) LockLegacySearchPending(ctx context.Context, limit int32) ([]uint32, error) {
+	rows, err := q.db.QueryContext(ctx, lockLegacySearchPending, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +260,46 @@ func (q *Queries) LockSearchPending(ctx context.Context, limit int32) ([]uint32,
 			return nil, err
 		}
 		items = append(items, seq)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockSearchDirty = `-- name: LockSearchDirty :many
+SELECT seq, name, email FROM users
+WHERE search_dirty = TRUE
+ORDER BY seq
+LIMIT ?
+FOR UPDATE
+`
+
+type LockSearchDirtyRow struct {
+	Seq   uint32
+	Name  string
+	Email string
+}
+
+// Compaction: lock the oldest flagged users (a writer that changes one of them meanwhile waits,
+// and flags it again after), read their text, merge their grams into the locked segments, then
+// clear exactly the flags read.
+func (q *Queries) LockSearchDirty(ctx context.Context, limit int32) ([]LockSearchDirtyRow, error) {
+	rows, err := q.db.QueryContext(ctx, lockSearchDirty, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LockSearchDirtyRow
+	for rows.Next() {
+		var i LockSearchDirtyRow
+		if err := rows.Scan(&i.Seq, &i.Name, &i.Email); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
 	}
 	if err := rows.Close(); err != nil {
 		return nil, err
@@ -367,6 +367,28 @@ func (q *Queries) LockSearchSegmentsAt(ctx context.Context, arg LockSearchSegmen
 		return nil, err
 	}
 	return items, nil
+}
+
+const markSearchDirty = `-- name: MarkSearchDirty :execrows
+UPDATE users SET search_dirty = TRUE WHERE seq IN (/*SLICE:seqs*/?) AND erased_at IS NULL
+`
+
+func (q *Queries) MarkSearchDirty(ctx context.Context, seqs []uint32) (int64, error) {
+	query := markSearchDirty
+	var queryParams []interface{}
+	if len(seqs) > 0 {
+		for _, v := range seqs {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:seqs*/?", strings.Repeat(",?", len(seqs))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:seqs*/?", "NULL", 1)
+	}
+	result, err := q.db.ExecContext(ctx, query, queryParams...)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
 }
 
 const searchGramSizes = `-- name: SearchGramSizes :many

@@ -31,7 +31,8 @@ SET name = '', email = '', email_key = NULL, primary_mobile = NULL, secondary_mo
     is_deleted = TRUE, deleted_at = COALESCE(deleted_at, ?), deleted_by = COALESCE(deleted_by, ?),
     is_active = FALSE, email_verified = FALSE, mobile_verified = FALSE, last_login_at = NULL,
     erased_at = ?, erasure_reason = ?,
-    updated_at = ?, updated_by = ?, version = ?
+    updated_at = ?, updated_by = ?, version = ?,
+    search_dirty = FALSE
 WHERE id = ? AND erased_at IS NULL
 `
 
@@ -127,7 +128,7 @@ func (q *Queries) FindUniqueHolders(ctx context.Context, arg FindUniqueHoldersPa
 }
 
 const getLiveUser = `-- name: GetLiveUser :one
-SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
 FROM users
 WHERE id = ? AND is_deleted = FALSE
 `
@@ -167,6 +168,7 @@ func (q *Queries) GetLiveUser(ctx context.Context, id string) (GetLiveUserRow, e
 		&i.User.ErasedAt,
 		&i.User.ErasureReason,
 		&i.User.Seq,
+		&i.User.SearchDirty,
 	)
 	return i, err
 }
@@ -195,7 +197,7 @@ func (q *Queries) GetLiveUserByPANRef(ctx context.Context, panRef sql.NullString
 }
 
 const getLiveUserWithIDs = `-- name: GetLiveUserWithIDs :one
-SELECT u.id, u.name, u.email, u.email_key, u.primary_mobile, u.secondary_mobile, u.date_of_birth, u.place_of_birth, u.aadhaar_ref, u.pan_ref, u.current_address, u.permanent_address, u.created_at, u.updated_at, u.created_by, u.updated_by, u.is_deleted, u.deleted_at, u.deleted_by, u.version, u.is_active, u.email_verified, u.mobile_verified, u.last_login_at, u.erased_at, u.erasure_reason, u.seq, a.ciphertext AS aadhaar_ciphertext, p.ciphertext AS pan_ciphertext
+SELECT u.id, u.name, u.email, u.email_key, u.primary_mobile, u.secondary_mobile, u.date_of_birth, u.place_of_birth, u.aadhaar_ref, u.pan_ref, u.current_address, u.permanent_address, u.created_at, u.updated_at, u.created_by, u.updated_by, u.is_deleted, u.deleted_at, u.deleted_by, u.version, u.is_active, u.email_verified, u.mobile_verified, u.last_login_at, u.erased_at, u.erasure_reason, u.seq, u.search_dirty, a.ciphertext AS aadhaar_ciphertext, p.ciphertext AS pan_ciphertext
 FROM users u
 LEFT JOIN pii_vault a ON a.ref = u.aadhaar_ref
 LEFT JOIN pii_vault p ON p.ref = u.pan_ref
@@ -241,6 +243,7 @@ func (q *Queries) GetLiveUserWithIDs(ctx context.Context, id string) (GetLiveUse
 		&i.User.ErasedAt,
 		&i.User.ErasureReason,
 		&i.User.Seq,
+		&i.User.SearchDirty,
 		&i.AadhaarCiphertext,
 		&i.PanCiphertext,
 	)
@@ -274,7 +277,7 @@ func (q *Queries) GetUserState(ctx context.Context, id string) (GetUserStateRow,
 }
 
 const getUsersByIDs = `-- name: GetUsersByIDs :many
-SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
 FROM users
 WHERE id IN (/*SLICE:ids*/?)
 `
@@ -330,6 +333,7 @@ func (q *Queries) GetUsersByIDs(ctx context.Context, ids []string) ([]GetUsersBy
 			&i.User.ErasedAt,
 			&i.User.ErasureReason,
 			&i.User.Seq,
+			&i.User.SearchDirty,
 		); err != nil {
 			return nil, err
 		}
@@ -349,11 +353,11 @@ const insertUser = `-- name: InsertUser :execresult
 INSERT INTO users (
   id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
   aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
-  is_deleted, version, is_active, email_verified, mobile_verified
+  is_deleted, version, is_active, email_verified, mobile_verified, search_dirty
 ) VALUES (
   ?, ?, ?, ?, ?, ?, ?, ?,
   ?, ?, ?, ?, ?, ?, ?, ?,
-  FALSE, ?, TRUE, FALSE, FALSE
+  FALSE, ?, TRUE, FALSE, FALSE, TRUE
 )
 `
 
@@ -576,7 +580,7 @@ func (q *Queries) ListLiveUserIDsBefore(ctx context.Context, arg ListLiveUserIDs
 }
 
 const lockUser = `-- name: LockUser :one
-SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
 FROM users
 WHERE id = ?
 FOR UPDATE
@@ -618,6 +622,7 @@ func (q *Queries) LockUser(ctx context.Context, id string) (LockUserRow, error) 
 		&i.User.ErasedAt,
 		&i.User.ErasureReason,
 		&i.User.Seq,
+		&i.User.SearchDirty,
 	)
 	return i, err
 }
@@ -658,7 +663,7 @@ SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?
     current_address = ?, permanent_address = ?,
     updated_at = ?, updated_by = ?, version = ?,
     is_deleted = FALSE, deleted_at = NULL, deleted_by = NULL,
-    is_active = TRUE, email_verified = FALSE, mobile_verified = FALSE
+    is_active = TRUE, email_verified = FALSE, mobile_verified = FALSE, search_dirty = TRUE
 WHERE id = ? AND version = ? AND is_deleted = TRUE
 `
 
@@ -745,7 +750,8 @@ const updateUserProfile = `-- name: UpdateUserProfile :execrows
 UPDATE users
 SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?,
     current_address = ?, permanent_address = ?, is_active = ?,
-    updated_at = ?, updated_by = ?, version = ?
+    updated_at = ?, updated_by = ?, version = ?,
+    search_dirty = search_dirty OR ?
 WHERE id = ? AND version = ? AND is_deleted = FALSE
 `
 
@@ -761,6 +767,7 @@ type UpdateUserProfileParams struct {
 	UpdatedAt        time.Time
 	UpdatedBy        sql.NullString
 	NewVersion       string
+	Reindex          bool
 	ID               string
 	ExpectedVersion  string
 }
@@ -780,6 +787,7 @@ func (q *Queries) UpdateUserProfile(ctx context.Context, arg UpdateUserProfilePa
 		arg.UpdatedAt,
 		arg.UpdatedBy,
 		arg.NewVersion,
+		arg.Reindex,
 		arg.ID,
 		arg.ExpectedVersion,
 	)

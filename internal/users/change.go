@@ -23,12 +23,13 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 		if w.changed = diffFields(cur, next); len(w.changed) == 0 {
 			return nil
 		}
+		reindex := next.Name != cur.Name || next.Email != cur.Email
 		n, err := q.UpdateUserProfile(ctx, sqlcgen.UpdateUserProfileParams{
 			Name: next.Name, Email: next.Email, EmailKey: nullString(emailKey), PrimaryMobile: nullString(next.PrimaryMobile),
 			SecondaryMobile: nullString(next.SecondaryMobile), CurrentAddress: next.CurrentAddress,
 			PermanentAddress: next.PermanentAddress, IsActive: next.IsActive,
 			UpdatedAt: w.now, UpdatedBy: nullString(c.Actor), NewVersion: w.version,
-			ID: id, ExpectedVersion: row.Version,
+			ID: id, ExpectedVersion: row.Version, Reindex: reindex,
 		})
 		if isDuplicate(err) {
 			return conflicts(ctx, q, emailKey, next.PrimaryMobile, "", "", id)
@@ -36,14 +37,11 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, pre Precondit
 		if err := guarded(n, err); err != nil {
 			return err
 		}
-		if next.Name == cur.Name && next.Email == cur.Email {
+		if !reindex {
 			return nil
 		}
-		// The new name or email is indexed by the compactor; the old one must not stay
-		// rebuildable from the index.
-		if err := search.Queue(ctx, q, row.Seq); err != nil {
-			return err
-		}
+		// The new name or email is indexed by the compactor (the update flagged the user); the
+		// old one must not stay rebuildable from the index.
 		return search.Forget(ctx, q, row.Seq, row.Name, row.Email)
 	})
 }

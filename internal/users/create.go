@@ -61,7 +61,8 @@ func newUser(row sqlcgen.InsertUserParams, nu NewUser) *User {
 	return &u
 }
 
-// insertNew writes a new user: its vault entries, the users row, and its search-queue row. It
+// insertNew writes a new user: its vault entries and the users row (flagged for the search
+// compactor). It
 // returns the users row; when a value is taken, the error is the users insert's duplicate, and the
 // row still carries the vault refs for a revive.
 func (s *Service) insertNew(ctx context.Context, q *sqlcgen.Queries, c Caller, id string, nu NewUser, now time.Time, version string) (sqlcgen.InsertUserParams, error) {
@@ -78,10 +79,8 @@ func (s *Service) insertNew(ctx context.Context, q *sqlcgen.Queries, c Caller, i
 		CreatedAt: now, UpdatedAt: now, CreatedBy: nullString(c.Actor), UpdatedBy: nullString(c.Actor),
 		Version: version,
 	}
-	if _, err := q.InsertUser(ctx, row); err != nil {
-		return row, err
-	}
-	return row, q.AddSearchPendingFor(ctx, id)
+	_, err = q.InsertUser(ctx, row) // flags the user search_dirty: the compactor indexes it
+	return row, err
 }
 
 // newID returns a user id: a UUIDv7, random in 74 bits and time-ordered, so that new rows append
@@ -146,10 +145,7 @@ func (s *Service) revive(ctx context.Context, q *sqlcgen.Queries, c Caller, nu N
 	if isDuplicate(err) {
 		return "", nil, time.Time{}, conflicts(ctx, q, key, mobile, aadhaar, pan, ownerID)
 	}
-	err = guarded(n, err)
-	if err == nil {
-		err = search.Queue(ctx, q, old.Seq)
-	}
+	err = guarded(n, err) // ReviveUser flags the user search_dirty: the compactor indexes it
 	if err == nil {
 		err = search.Forget(ctx, q, old.Seq, old.Name, old.Email)
 	}

@@ -85,7 +85,7 @@ func TestCreate(t *testing.T) {
 		}
 		made = append(made, u)
 	}
-	want := map[string]int{"users": 6, "user_audit WHERE action = '" + users.ActionCreate + "'": 6, "search_pending": 6, "idempotency_keys": 3, "pii_vault": 12}
+	want := map[string]int{"users": 6, "user_audit WHERE action = '" + users.ActionCreate + "'": 6, "users WHERE search_dirty": 6, "idempotency_keys": 3, "pii_vault": 12}
 	for table, n := range want {
 		if got := countRows(t, other, table); got != n {
 			t.Errorf("%s has %d rows after 6 creates, want %d", table, got, n)
@@ -103,8 +103,8 @@ func TestCreate(t *testing.T) {
 		t.Fatalf("live counts after 6 creates: total %d, by minute %d", live, minutes)
 	}
 	var pending int
-	if err := other.QueryRow("SELECT COUNT(*) FROM search_pending p JOIN users u ON u.seq = p.seq WHERE u.id = ?", made[5].ID).Scan(&pending); err != nil || pending != 1 {
-		t.Fatalf("the last user is not queued for search by its seq: %d, %v", pending, err)
+	if err := other.QueryRow("SELECT COUNT(*) FROM users WHERE search_dirty AND id = ?", made[5].ID).Scan(&pending); err != nil || pending != 1 {
+		t.Fatalf("the last user is not flagged for the search compactor: %d, %v", pending, err)
 	}
 
 	// Refused: the email is taken. The vault inserts ran before the users insert failed; they
@@ -155,7 +155,7 @@ func TestCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.QueryRow("SELECT COUNT(*) FROM search_pending p JOIN users u ON u.seq = p.seq WHERE u.id = ?", u.ID).Scan(&pending); err != nil || pending != 1 {
+	if err := other.QueryRow("SELECT COUNT(*) FROM users WHERE search_dirty AND id = ?", u.ID).Scan(&pending); err != nil || pending != 1 {
 		t.Fatalf("the user created with a separate vault pool is not queued for search: %d, %v", pending, err)
 	}
 }
