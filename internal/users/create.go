@@ -62,9 +62,8 @@ func newUser(row sqlcgen.InsertUserParams, nu NewUser) *User {
 }
 
 // insertNew writes a new user: its vault entries and the users row (flagged for the search
-// compactor). It
-// returns the users row; when a value is taken, the error is the users insert's duplicate, and the
-// row still carries the vault refs for a revive.
+// compactor). It returns the users row; when a value is taken, the error is the users insert's
+// duplicate, and the row still carries the vault refs for a revive.
 func (s *Service) insertNew(ctx context.Context, q *sqlcgen.Queries, c Caller, id string, nu NewUser, now time.Time, version string) (sqlcgen.InsertUserParams, error) {
 	aRef, pRef, err := s.storeIDs(ctx, q, nu)
 	if err != nil {
