@@ -174,16 +174,21 @@ func accessLog(log *slog.Logger, tokens logx.Tokenizer) gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
+		attrs := [8]slog.Attr{
 			slog.String("request_id", requestID(c)),
-			slog.String("client_request_id", c.GetString(clientRequestIDKey)),
 			slog.String("method", methodLabel(c.Request.Method)),
 			slog.String("route", route),
 			slog.Int("status", c.Writer.Status()),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.Int("bytes", max(c.Writer.Size(), 0)),
 			slog.String("client", tokens.Token(c.ClientIP())),
-		)
+		}
+		n := 7
+		if id := c.GetString(clientRequestIDKey); id != "" {
+			attrs[n] = slog.String("client_request_id", id)
+			n++
+		}
+		log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs[:n]...)
 	}
 }
 
