@@ -1,25 +1,28 @@
--- The maintained count of live users (schema/users.sql, user_counts).
+-- The maintained counts of live users (schema/users.sql, user_time_counts): unit 0 is the total,
+-- units 1-4 the users per creation day, hour, minute and second.
 
--- name: AddLiveUsers :exec
-INSERT INTO user_counts (slot, live) VALUES (sqlc.arg(slot), sqlc.arg(delta))
-ON DUPLICATE KEY UPDATE live = live + sqlc.arg(delta);
-
+-- The total: unit 0, plus the legacy user_counts table, which only replicas of the previous version
+-- still add to during a rolling upgrade (each replica adds its own changes to one of the two, so
+-- their sum is exact at every moment).
 -- name: CountLiveUsersMaintained :one
-SELECT CAST(COALESCE(SUM(live), 0) AS SIGNED) AS total FROM user_counts;
+SELECT CAST(COALESCE(SUM(t.live), 0) AS SIGNED) AS total FROM (
+  SELECT live FROM user_time_counts WHERE unit = 0 AND bucket = 0
+  UNION ALL
+  SELECT live FROM user_counts
+) AS t;
 
--- Recount: lock every slot (and the gaps, so no slot appears meanwhile), count, replace.
+-- Recount: lock every legacy slot (and the gaps, so no slot appears meanwhile), count, replace.
 -- name: LockUserCounts :many
 SELECT slot FROM user_counts FOR UPDATE;
 
 -- name: ClearUserCounts :exec
 DELETE FROM user_counts;
 
--- name: CountUserCountSlots :one
-SELECT COUNT(*) FROM user_counts;
-
--- One row per unit: the day, hour, minute and second of the user's creation (see user_time_counts).
+-- Every change that makes a user live or not: the total and the user's creation day, hour, minute
+-- and second, in one statement (five rows of one slot).
 -- name: AddLiveUsersAt :exec
 INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES
+  (0, 0, sqlc.arg(slot), sqlc.arg(delta)),
   (1, sqlc.arg(day), sqlc.arg(slot), sqlc.arg(delta)),
   (2, sqlc.arg(hour), sqlc.arg(slot), sqlc.arg(delta)),
   (3, sqlc.arg(minute), sqlc.arg(slot), sqlc.arg(delta)),
@@ -66,6 +69,15 @@ SELECT 4, ((DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + M
   0, COUNT(*)
 FROM users WHERE is_deleted = FALSE
 GROUP BY ((DATEDIFF(created_at, '1970-01-01') * 24 + HOUR(created_at)) * 60 + MINUTE(created_at)) * 60 + SECOND(created_at);
+
+-- The recount's total (unit 0, one slot).
+-- name: SetLiveTotal :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES (0, 0, 0, sqlc.arg(live));
+
+-- Whether a total is kept at all (unit 0, or the legacy table).
+-- name: CountTotalRows :one
+SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM user_time_counts WHERE unit = 0 LIMIT 1) AS z)
+     + (SELECT COUNT(*) FROM (SELECT 1 FROM user_counts LIMIT 1) AS l) AS n;
 
 -- Whether the counts of the finest unit exist: the units are written together, so a database
 -- without them was counted before seconds were (migrate recounts it).

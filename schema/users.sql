@@ -116,10 +116,11 @@ CREATE TABLE api_keys (
   UNIQUE KEY uq_api_keys_name (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- user_counts: the number of live users, kept in the transaction of every change that makes a
--- user live or not, so that lists can answer `total` without counting a million rows. Writers
--- pick one of 16 slots at random so that concurrent creates do not queue on one row; the total is
--- the sum of the slots. `usersvc migrate` fills it when it is empty (a new table on old data).
+-- user_counts: LEGACY, kept for one release for rolling upgrades. The previous version kept the
+-- number of live users here; this one keeps it as unit 0 of user_time_counts. Replicas of the
+-- previous version still add their changes here during the upgrade, so the total is the sum of
+-- both (CountLiveUsersMaintained); a recount (usersvc migrate, when counts are missing) empties it.
+-- The next release folds it into unit 0 and drops it.
 CREATE TABLE user_counts (
   slot TINYINT UNSIGNED NOT NULL,
   live BIGINT NOT NULL,
@@ -156,9 +157,12 @@ CREATE TABLE search_pending (
   PRIMARY KEY (seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- user_time_counts: live users per creation day, hour, minute and second (unit 1, 2, 3, 4; bucket =
--- whole days, hours, minutes or seconds since 1970-01-01 UTC), 16 slots per bucket as in
--- user_counts, kept in the same transactions by one four-row upsert. A page by number sums days
+-- user_time_counts: the number of live users (unit 0, bucket 0: the `total` of every list, without
+-- counting a million rows) and live users per creation day, hour, minute and second (unit 1, 2, 3,
+-- 4; bucket = whole days, hours, minutes or seconds since 1970-01-01 UTC), kept in the transaction
+-- of every change that makes a user live or not by one five-row upsert. Writers pick one of 16
+-- slots at random so that concurrent creates do not queue on one row; a count is the sum of its
+-- slots. A page by number sums days
 -- newest first to find the day that holds its first row, then that day's hours, that hour's
 -- minutes and that minute's seconds, and walks the index only within that second: page 5,000
 -- costs a few hundred count rows and one second's users instead of 100,000 index entries, even

@@ -162,7 +162,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-// initLiveCount fills the maintained live-user counts (user_counts, user_time_counts) when one is
+// initLiveCount fills the maintained live-user counts (user_time_counts) when they are
 // empty (the table is new, or the database was restored from a dump without it).
 func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error {
 	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{MaxOpen: 2, MaxIdle: 1})
@@ -170,7 +170,7 @@ func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error 
 		return err
 	}
 	defer db.Close()
-	slots, err := sqlcgen.New(db).CountUserCountSlots(ctx)
+	totals, err := sqlcgen.New(db).CountTotalRows(ctx)
 	if err != nil {
 		return err
 	}
@@ -182,13 +182,14 @@ func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error 
 	if err != nil {
 		return err
 	}
-	// Both counts are filled together: when either is missing (a new table, or a dump without it).
-	if slots > 0 && (days > 0 || live == 0) {
+	// The total and the time counts are filled together: when either is missing (a new table, or
+	// a dump without it).
+	if totals > 0 && (days > 0 || live == 0) {
 		return nil
 	}
 	n, err := users.RecountLiveUsers(ctx, db)
 	if err == nil {
-		fmt.Fprintf(out, "-- counted %d live users into user_counts\n", n)
+		fmt.Fprintf(out, "-- counted %d live users into user_time_counts\n", n)
 	}
 	return err
 }

@@ -258,7 +258,7 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		{"GET /users?page=last (deepest)", "point", func(ctx context.Context, _ int, _ int64) error {
 			last.Do(func() { // once the creates above have run: the last page then
 				var live int64
-				_ = o.DB.QueryRowContext(ctx, "SELECT CAST(COALESCE(SUM(live), 0) AS SIGNED) FROM user_counts").Scan(&live)
+				live, _ = q.CountLiveUsersMaintained(ctx)
 				lastPage = strconv.FormatInt(max(1, (live+9)/10), 10)
 			})
 			return call(ctx, "GET", "/api/v1/users/?page="+lastPage, nil, 200)

@@ -284,20 +284,18 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		if err := search.WriteBulk(ctx, tx, p); err != nil {
 			return err
 		}
-		slot := uint8(mrand.IntN(16))
-		if err := addTimeCounts(ctx, tx, slot, counts); err != nil {
-			return err
-		}
-		return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: slot, Delta: int64(len(batch))})
+		counts[users.UnitTotal] = map[uint32]int64{0: int64(len(batch))}
+		return addTimeCounts(ctx, tx, uint8(mrand.IntN(16)), counts)
 	})
 }
 
-// addTimeCounts adds a batch's users to user_time_counts (queries/counts.sql, AddLiveUsersAt, as
+// addTimeCounts adds a batch's users to user_time_counts, the total included (queries/counts.sql,
+// AddLiveUsersAt, as
 // one multi-row statement), in key order so that concurrent batches never deadlock.
 func addTimeCounts(ctx context.Context, tx *sql.Tx, slot uint8, counts map[uint8]map[uint32]int64) error {
 	var args []any
 	n := 0
-	for _, unit := range []uint8{users.UnitDay, users.UnitHour, users.UnitMinute, users.UnitSecond} {
+	for _, unit := range []uint8{users.UnitTotal, users.UnitDay, users.UnitHour, users.UnitMinute, users.UnitSecond} {
 		keys := make([]uint32, 0, len(counts[unit]))
 		for b := range counts[unit] {
 			keys = append(keys, b)

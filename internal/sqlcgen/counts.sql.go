@@ -9,25 +9,9 @@ import (
 	"context"
 )
 
-const addLiveUsers = `-- name: AddLiveUsers :exec
-
-INSERT INTO user_counts (slot, live) VALUES (?, ?)
-ON DUPLICATE KEY UPDATE live = live + ?
-`
-
-type AddLiveUsersParams struct {
-	Slot  uint8
-	Delta int64
-}
-
-// The maintained count of live users (schema/users.sql, user_counts).
-func (q *Queries) AddLiveUsers(ctx context.Context, arg AddLiveUsersParams) error {
-	_, err := q.db.ExecContext(ctx, addLiveUsers, arg.Slot, arg.Delta, arg.Delta)
-	return err
-}
-
 const addLiveUsersAt = `-- name: AddLiveUsersAt :exec
 INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES
+  (0, 0, ?, ?),
   (1, ?, ?, ?),
   (2, ?, ?, ?),
   (3, ?, ?, ?),
@@ -36,17 +20,20 @@ ON DUPLICATE KEY UPDATE live = live + ?
 `
 
 type AddLiveUsersAtParams struct {
-	Day    uint32
 	Slot   uint8
 	Delta  int64
+	Day    uint32
 	Hour   uint32
 	Minute uint32
 	Second uint32
 }
 
-// One row per unit: the day, hour, minute and second of the user's creation (see user_time_counts).
+// Every change that makes a user live or not: the total and the user's creation day, hour, minute
+// and second, in one statement (five rows of one slot).
 func (q *Queries) AddLiveUsersAt(ctx context.Context, arg AddLiveUsersAtParams) error {
 	_, err := q.db.ExecContext(ctx, addLiveUsersAt,
+		arg.Slot,
+		arg.Delta,
 		arg.Day,
 		arg.Slot,
 		arg.Delta,
@@ -83,9 +70,19 @@ func (q *Queries) ClearUserTimeCounts(ctx context.Context) error {
 }
 
 const countLiveUsersMaintained = `-- name: CountLiveUsersMaintained :one
-SELECT CAST(COALESCE(SUM(live), 0) AS SIGNED) AS total FROM user_counts
+
+SELECT CAST(COALESCE(SUM(t.live), 0) AS SIGNED) AS total FROM (
+  SELECT live FROM user_time_counts WHERE unit = 0 AND bucket = 0
+  UNION ALL
+  SELECT live FROM user_counts
+) AS t
 `
 
+// The maintained counts of live users (schema/users.sql, user_time_counts): unit 0 is the total,
+// units 1-4 the users per creation day, hour, minute and second.
+// The total: unit 0, plus the legacy user_counts table, which only replicas of the previous version
+// still add to during a rolling upgrade (each replica adds its own changes to one of the two, so
+// their sum is exact at every moment).
 func (q *Queries) CountLiveUsersMaintained(ctx context.Context) (int64, error) {
 	row := q.db.QueryRowContext(ctx, countLiveUsersMaintained)
 	var total int64
@@ -93,15 +90,17 @@ func (q *Queries) CountLiveUsersMaintained(ctx context.Context) (int64, error) {
 	return total, err
 }
 
-const countUserCountSlots = `-- name: CountUserCountSlots :one
-SELECT COUNT(*) FROM user_counts
+const countTotalRows = `-- name: CountTotalRows :one
+SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM user_time_counts WHERE unit = 0 LIMIT 1) AS z)
+     + (SELECT COUNT(*) FROM (SELECT 1 FROM user_counts LIMIT 1) AS l) AS n
 `
 
-func (q *Queries) CountUserCountSlots(ctx context.Context) (int64, error) {
-	row := q.db.QueryRowContext(ctx, countUserCountSlots)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
+// Whether a total is kept at all (unit 0, or the legacy table).
+func (q *Queries) CountTotalRows(ctx context.Context) (int32, error) {
+	row := q.db.QueryRowContext(ctx, countTotalRows)
+	var n int32
+	err := row.Scan(&n)
+	return n, err
 }
 
 const countUserTimeCountRows = `-- name: CountUserTimeCountRows :one
@@ -212,7 +211,7 @@ const lockUserCounts = `-- name: LockUserCounts :many
 SELECT slot FROM user_counts FOR UPDATE
 `
 
-// Recount: lock every slot (and the gaps, so no slot appears meanwhile), count, replace.
+// Recount: lock every legacy slot (and the gaps, so no slot appears meanwhile), count, replace.
 func (q *Queries) LockUserCounts(ctx context.Context) ([]uint8, error) {
 	rows, err := q.db.QueryContext(ctx, lockUserCounts)
 	if err != nil {
@@ -272,4 +271,14 @@ func (q *Queries) OldestCountedDay(ctx context.Context) (int64, error) {
 	var day int64
 	err := row.Scan(&day)
 	return day, err
+}
+
+const setLiveTotal = `-- name: SetLiveTotal :exec
+INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES (0, 0, 0, ?)
+`
+
+// The recount's total (unit 0, one slot).
+func (q *Queries) SetLiveTotal(ctx context.Context, live int64) error {
+	_, err := q.db.ExecContext(ctx, setLiveTotal, live)
+	return err
 }

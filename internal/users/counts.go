@@ -10,21 +10,19 @@ import (
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 )
 
-// countLive moves the maintained live-user counts by delta, on a random slot: the total
-// (user_counts) and those of the user's creation day, hour, minute and second (user_time_counts).
+// countLive moves the maintained live-user counts by delta, on a random slot, in one statement:
+// the total and the counts of the user's creation day, hour, minute and second (user_time_counts).
 func countLive(ctx context.Context, q *sqlcgen.Queries, delta int64, createdAt time.Time) error {
 	slot := uint8(rand.IntN(16))
-	if err := q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: slot, Delta: delta}); err != nil {
-		return err
-	}
 	return q.AddLiveUsersAt(ctx, sqlcgen.AddLiveUsersAtParams{
 		Day: Bucket(createdAt, UnitDay), Hour: Bucket(createdAt, UnitHour), Minute: Bucket(createdAt, UnitMinute),
 		Second: Bucket(createdAt, UnitSecond), Slot: slot, Delta: delta,
 	})
 }
 
-// The units of user_time_counts, by their length in seconds.
+// The units of user_time_counts: the total (one bucket), then by their length in seconds.
 const (
+	UnitTotal  = 0
 	UnitDay    = 1
 	UnitHour   = 2
 	UnitMinute = 3
@@ -46,11 +44,15 @@ func bucketStart(bucket uint32, unit uint8) time.Time {
 	return time.Unix(int64(bucket)*unitSeconds[unit], 0).UTC()
 }
 
-// RecountLiveUsers rebuilds the maintained count from the users table. It locks the count's
-// rows (and gaps) first, so that writers wait and nothing is counted twice or missed.
+// RecountLiveUsers rebuilds the maintained counts from the users table. It locks the counts' rows
+// (and gaps) first, user_time_counts before the legacy user_counts (the order writers take them
+// in), so that writers wait and nothing is counted twice or missed.
 func RecountLiveUsers(ctx context.Context, db *sql.DB) (int64, error) {
 	var n int64
 	err := mysqldb.InTx(ctx, db, &sql.TxOptions{Isolation: sql.LevelRepeatableRead}, func(q *sqlcgen.Queries) error {
+		if _, err := q.LockUserTimeCounts(ctx); err != nil {
+			return err
+		}
 		if _, err := q.LockUserCounts(ctx); err != nil {
 			return err
 		}
@@ -61,9 +63,6 @@ func RecountLiveUsers(ctx context.Context, db *sql.DB) (int64, error) {
 		if err := q.ClearUserCounts(ctx); err != nil {
 			return err
 		}
-		if _, err := q.LockUserTimeCounts(ctx); err != nil {
-			return err
-		}
 		if err := q.ClearUserTimeCounts(ctx); err != nil {
 			return err
 		}
@@ -72,7 +71,7 @@ func RecountLiveUsers(ctx context.Context, db *sql.DB) (int64, error) {
 				return err
 			}
 		}
-		return q.AddLiveUsers(ctx, sqlcgen.AddLiveUsersParams{Slot: 0, Delta: n})
+		return q.SetLiveTotal(ctx, n)
 	})
 	return n, err
 }

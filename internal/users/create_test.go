@@ -92,7 +92,7 @@ func TestCreate(t *testing.T) {
 		}
 	}
 	var live int64
-	if err := other.QueryRow("SELECT COALESCE(SUM(live), 0) FROM user_counts").Scan(&live); err != nil {
+	if err := other.QueryRow("SELECT COALESCE(SUM(live), 0) FROM user_time_counts WHERE unit = 0").Scan(&live); err != nil {
 		t.Fatal(err)
 	}
 	var minutes int64

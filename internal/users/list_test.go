@@ -169,3 +169,50 @@ func newUser(t *testing.T) users.NewUser {
 	t.Helper()
 	return userWith(t, "Day Pages "+testdb.Letters(6), "day."+testdb.Letters(8)+"@example.com", false)
 }
+
+// TestLegacyUserCountsAddToTheTotal: during a rolling upgrade, replicas of the previous version add
+// their changes to the legacy user_counts table; the total is the sum of both, and a recount folds
+// them into unit 0.
+func TestLegacyUserCountsAddToTheTotal(t *testing.T) {
+	ctx := context.Background()
+	cfg := testdb.New(t, "legacycounts")
+	db, err := mysqldb.Open(ctx, cfg, mysqldb.PoolConfig{MaxOpen: 4, MaxIdle: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys, _ := vault.ParseKeyring("c1:"+vault.NewKeyMaterial(), vault.NewKeyMaterial())
+	svc := users.NewService(db, vault.New(keys, nil), nil)
+	for range 3 {
+		if _, err := svc.Create(ctx, users.Caller{Actor: "test"}, newUser(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := func() int64 {
+		page, err := svc.List(ctx, users.Page{Number: 1, Size: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Total
+	}
+	// One of the three as the previous version counted it: in user_counts, not in unit 0.
+	if _, err := db.Exec("UPDATE user_time_counts SET live = live - 1 WHERE unit = 0 AND bucket = 0 AND live > 0 LIMIT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO user_counts (slot, live) VALUES (7, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if got := total(); got != 3 {
+		t.Fatalf("total with a legacy count: %d, want 3", got)
+	}
+	if n, err := users.RecountLiveUsers(ctx, db); err != nil || n != 3 {
+		t.Fatalf("recount: %d %v", n, err)
+	}
+	var legacy int
+	if err := db.QueryRow("SELECT COUNT(*) FROM user_counts").Scan(&legacy); err != nil || legacy != 0 {
+		t.Fatalf("user_counts keeps %d rows after a recount (%v)", legacy, err)
+	}
+	if got := total(); got != 3 {
+		t.Fatalf("total after the recount: %d, want 3", got)
+	}
+}
