@@ -42,6 +42,8 @@ func checkText(s string, multiline bool) error {
 			return errors.New("must be valid UTF-8 text (it holds an invalid byte sequence or U+FFFD)")
 		case unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\t' || r == '\r')):
 			return fmt.Errorf("must not contain control characters (%U)", r)
+		case unicode.In(r, unicode.Zl, unicode.Zp): // U+2028, U+2029 break lines in logs and CSV
+			return fmt.Errorf("must not contain line or paragraph separators (%U)", r)
 		case (r == zwj || r == zwnj) && prev >= 0 && norm.NFC.PropertiesString(string(prev)).CCC() == viramaClass:
 		case invisible(r):
 			return fmt.Errorf("must not contain invisible or direction-changing characters (%U)", r)

@@ -168,7 +168,7 @@ func TestLookAlikeEmails(t *testing.T) {
 }
 
 func TestCleanTextRefusesInvisibleCharacters(t *testing.T) {
-	for _, in := range []string{"Ra\u200bjesh", "Ra\u202ejesh", "Raj\u00adesh", "Ra\u2066jesh", "Ra\ufeffjesh", "Ra\x01jesh", "Ra\uFFFDjesh", "Ra\ue000jesh"} {
+	for _, in := range []string{"Ra\u200bjesh", "Ra\u202ejesh", "Raj\u00adesh", "Ra\u2066jesh", "Ra\ufeffjesh", "Ra\x01jesh", "Ra\uFFFDjesh", "Ra\ue000jesh", "Ra\u2028jesh", "Ra\u0085jesh"} {
 		if _, err := cleanText(in, 2, 255, false); err == nil {
 			t.Errorf("cleanText(%q) accepted", in)
 		}
