@@ -7,12 +7,12 @@
 -- name: InsertUser :execresult
 INSERT INTO users (
   id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-  aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
-  is_deleted, version, is_active, email_verified, mobile_verified, search_dirty
+  aadhaar_ref, pan_ref, aadhaar_last4, pan_last5, current_address, permanent_address, created_at, updated_at,
+  created_by, updated_by, is_deleted, version, is_active, email_verified, mobile_verified, search_dirty
 ) VALUES (
   ?, ?, ?, ?, ?, ?, ?, ?,
   ?, ?, ?, ?, ?, ?, ?, ?,
-  FALSE, ?, TRUE, FALSE, FALSE, TRUE
+  ?, ?, FALSE, ?, TRUE, FALSE, FALSE, TRUE
 );
 
 -- name: GetLiveUser :one
@@ -56,6 +56,7 @@ WHERE id = sqlc.arg(id) AND version = sqlc.arg(expected_version) AND is_deleted 
 UPDATE users
 SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?,
     date_of_birth = ?, place_of_birth = ?, aadhaar_ref = ?, pan_ref = ?,
+    aadhaar_last4 = ?, pan_last5 = ?,
     current_address = ?, permanent_address = ?,
     updated_at = ?, updated_by = ?, version = sqlc.arg(new_version),
     is_deleted = FALSE, deleted_at = NULL, deleted_by = NULL,
@@ -119,6 +120,7 @@ SELECT id FROM users WHERE pan_ref = ? AND is_deleted = FALSE;
 UPDATE users
 SET name = '', email = '', email_key = NULL, primary_mobile = NULL, secondary_mobile = NULL,
     date_of_birth = NULL, place_of_birth = '', aadhaar_ref = NULL, pan_ref = NULL,
+    aadhaar_last4 = NULL, pan_last5 = NULL,
     current_address = '', permanent_address = '',
     is_deleted = TRUE, deleted_at = COALESCE(deleted_at, sqlc.arg(deleted_at)), deleted_by = COALESCE(deleted_by, sqlc.arg(deleted_by)),
     is_active = FALSE, email_verified = FALSE, mobile_verified = FALSE, last_login_at = NULL,
@@ -150,3 +152,17 @@ SELECT id FROM users
 WHERE is_deleted = FALSE AND created_at < ?
 ORDER BY created_at DESC, id DESC
 LIMIT ? OFFSET ?;
+
+-- Backfill of the display forms (users.BackfillMasks) for rows written before those columns: the
+-- next rows that still lack one, by primary key after a cursor (one pass of the table at most).
+-- name: ListUsersMissingMasks :many
+SELECT id, aadhaar_ref, pan_ref FROM users
+WHERE id > sqlc.arg(after)
+  AND ((aadhaar_ref IS NOT NULL AND aadhaar_last4 IS NULL) OR (pan_ref IS NOT NULL AND pan_last5 IS NULL))
+ORDER BY id
+LIMIT ?;
+
+-- Only while the refs are the ones the masks were read from (a concurrent revive or erasure wins).
+-- name: SetUserMasks :execrows
+UPDATE users SET aadhaar_last4 = sqlc.arg(aadhaar_last4), pan_last5 = sqlc.arg(pan_last5)
+WHERE id = sqlc.arg(id) AND aadhaar_ref <=> sqlc.arg(aadhaar_ref) AND pan_ref <=> sqlc.arg(pan_ref);

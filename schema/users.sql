@@ -22,6 +22,12 @@ CREATE TABLE users (
   -- (not derivable from the numbers). NULL once erased.
   aadhaar_ref       CHAR(36)     CHARACTER SET ascii COLLATE ascii_bin NULL,
   pan_ref           CHAR(36)     CHARACTER SET ascii COLLATE ascii_bin NULL,
+  -- The display forms every masked answer shows anyway, so that reads without users:pii need no
+  -- vault: the Aadhaar's last four digits (what UIDAI allows to be shown) and the PAN's last five
+  -- characters. NULL after erasure, and for rows written before these columns until the
+  -- service's backfill (users.BackfillMasks) fills them from the vault.
+  aadhaar_last4     CHAR(4)      CHARACTER SET ascii COLLATE ascii_bin NULL,
+  pan_last5         CHAR(5)      CHARACTER SET ascii COLLATE ascii_bin NULL,
   current_address   TEXT         NOT NULL,
   permanent_address TEXT         NOT NULL,
   -- Audit fields. Times are UTC, written by the service (not by the server clock).

@@ -99,6 +99,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	idem := newIdempotencyStore(cfg, rdb)
+	svc := users.NewService(db, v, nil).WithReadReplica(readDB).WithErasureOf(forgetStored(idem))
 	authn := auth.NewAuthenticator(auth.NewKeyStore(db), jwtVerifier(cfg))
 	var draining atomic.Bool
 	m := metrics.New(Version, revision(), map[string]*sql.DB{"main": db, "vault": vdb, "read": readDB})
@@ -125,7 +126,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			DenyOnRedisError: cfg.RateLimitOnRedisError == "deny",
 		},
 		Idempotency: idem,
-	}, users.NewService(db, v, nil).WithReadReplica(readDB).WithErasureOf(forgetStored(idem)))
+	}, svc)
+	// Rows written before users.aadhaar_last4 and pan_last5 existed get them from the vault, once
+	// (every replica tries; the work is shared and idempotent).
+	go func() {
+		if n, err := svc.BackfillMasks(ctx, 500); err != nil && ctx.Err() == nil {
+			log.Warn("backfill of masked Aadhaar and PAN failed; the next start resumes it", "filled", n, "error", err.Error())
+		} else if n > 0 {
+			log.Info("backfilled masked Aadhaar and PAN", "rows", n)
+		}
+	}()
 	go every(ctx, 10*time.Minute, log, "purge of expired idempotency keys", func(ctx context.Context) error {
 		return purgeIdempotencyKeys(ctx, db, log)
 	})

@@ -9,8 +9,9 @@ import (
 	"strings"
 )
 
-// Aadhaar is a valid 12-digit Aadhaar number (first digit 2-9, Verhoeff check digit).
-type Aadhaar struct{ digits string }
+// Aadhaar is a valid 12-digit Aadhaar number (first digit 2-9, Verhoeff check digit), or only its
+// last four digits (AadhaarFromLast4: what a masked read has without the vault).
+type Aadhaar struct{ digits, last4 string }
 
 // Errors returned by ParseAadhaar. Their text is safe to show to the client: it never contains
 // the number.
@@ -44,14 +45,22 @@ func ParseAadhaar(s string) (Aadhaar, error) {
 func (a Aadhaar) Digits() string { return a.digits }
 
 // IsZero reports whether a is the zero value (no number).
-func (a Aadhaar) IsZero() bool { return a.digits == "" }
+func (a Aadhaar) IsZero() bool { return a.digits == "" && a.last4 == "" }
+
+// Last4 returns the last four digits, which UIDAI allows to be shown.
+func (a Aadhaar) Last4() string {
+	if a.digits != "" {
+		return a.digits[8:]
+	}
+	return a.last4
+}
 
 // Masked returns the display form allowed by UIDAI: only the last four digits, "XXXX XXXX 2346".
 func (a Aadhaar) Masked() string {
-	if a.digits == "" {
+	if a.IsZero() {
 		return ""
 	}
-	return "XXXX XXXX " + a.digits[8:]
+	return "XXXX XXXX " + a.Last4()
 }
 
 // String returns the masked form, so that %v and %s never print the number.
@@ -139,3 +148,7 @@ func isPalindrome(s string) bool {
 // AadhaarFromStore wraps digits read back from this service's own store, where only values that
 // passed ParseAadhaar are ever written. It does not validate again.
 func AadhaarFromStore(digits string) Aadhaar { return Aadhaar{digits: digits} }
+
+// AadhaarFromLast4 is a number of which only the last four digits are known (users.aadhaar_last4):
+// it masks itself like a whole one, and Digits returns "".
+func AadhaarFromLast4(last4 string) Aadhaar { return Aadhaar{last4: last4} }

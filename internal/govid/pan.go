@@ -7,7 +7,7 @@ import (
 )
 
 // PAN is a valid Permanent Account Number of a person (holder type P).
-type PAN struct{ value string }
+type PAN struct{ value, last5 string }
 
 // Errors returned by ParsePAN. Their text never contains the PAN.
 var (
@@ -44,15 +44,23 @@ func ParsePAN(s string) (PAN, error) {
 func (p PAN) Value() string { return p.value }
 
 // IsZero reports whether p is the zero value.
-func (p PAN) IsZero() bool { return p.value == "" }
+func (p PAN) IsZero() bool { return p.value == "" && p.last5 == "" }
+
+// Last5 returns the part of the PAN that is shown: the sequence digits and the check letter.
+func (p PAN) Last5() string {
+	if p.value != "" {
+		return p.value[5:]
+	}
+	return p.last5
+}
 
 // Masked returns the display form used everywhere in this service, "XXXXX8261K": the five
 // letters (holder type and name initial) hidden, the sequence digits and check letter shown.
 func (p PAN) Masked() string {
-	if p.value == "" {
+	if p.IsZero() {
 		return ""
 	}
-	return "XXXXX" + p.value[5:]
+	return "XXXXX" + p.Last5()
 }
 
 // String returns the masked form.
@@ -67,3 +75,7 @@ func (p PAN) LogValue() slog.Value { return slog.StringValue(p.Masked()) }
 // PANFromStore wraps a value read back from this service's own store, where only values that
 // passed ParsePAN are ever written. It does not validate again.
 func PANFromStore(value string) PAN { return PAN{value: value} }
+
+// PANFromLast5 is a PAN of which only the shown part is known (users.pan_last5): it masks itself
+// like a whole one, and Value returns "".
+func PANFromLast5(last5 string) PAN { return PAN{last5: last5} }

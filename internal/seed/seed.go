@@ -104,9 +104,9 @@ func Person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
 		Aadhaar: a, PAN: p, CurrentAddress: addr, PermanentAddress: addr}, true
 }
 
-// perStatement is the users in one INSERT: 4,096 x 14 columns stays under MySQL's 65,535
+// perStatement is the users in one INSERT: 4,000 x 16 columns stays under MySQL's 65,535
 // placeholders per statement.
-const perStatement = 4096
+const perStatement = 4000
 
 // seedSpan is how far back seeded users were created: a million users over 30 days is about
 // 23 registrations a minute (fewer minute rows in user_time_counts keep the load fast).
@@ -214,14 +214,16 @@ const (
 	bulkVaultPrefix = "INSERT INTO pii_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at) VALUES "
 	bulkVaultRow    = "(?, ?, ?, ?, ?, ?, ?)"
 	bulkUsersPrefix = "INSERT INTO users (id, name, email, email_key, primary_mobile, date_of_birth, place_of_birth, " +
-		"aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by, updated_by, " +
+		"aadhaar_ref, pan_ref, aadhaar_last4, pan_last5, current_address, permanent_address, created_at, updated_at, created_by, updated_by, " +
 		"is_deleted, version, is_active, email_verified, mobile_verified) VALUES "
-	bulkUsersRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'system:seed', 'system:seed', FALSE, ?, TRUE, FALSE, FALSE)"
+	bulkUsersRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'system:seed', 'system:seed', FALSE, ?, TRUE, FALSE, FALSE)"
+	// usersArgs is the placeholders of bulkUsersRow, vaultArgsPer those of two bulkVaultRows.
+	usersArgs, vaultArgsPer = 16, 14
 )
 
 func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, from time.Time, window time.Duration, now time.Time, consecutive bool) error {
-	vaultArgs := make([]any, 0, len(batch)*14)
-	userArgs := make([]any, 0, len(batch)*14)
+	vaultArgs := make([]any, 0, len(batch)*vaultArgsPer)
+	userArgs := make([]any, 0, len(batch)*usersArgs)
 	ids := make([]string, 0, len(batch))
 	// new live users per creation day, hour, minute and second (user_time_counts)
 	counts := map[uint8]map[uint32]int64{users.UnitDay: {}, users.UnitHour: {}, users.UnitMinute: {}, users.UnitSecond: {}}
@@ -242,7 +244,7 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		ids = append(ids, id.String())
 		byID[id.String()] = &batch[i]
 		userArgs = append(userArgs, id.String(), nu.Name, nu.Email.Display(), nu.Email.Key(), nu.PrimaryMobile,
-			nu.DateOfBirth, nu.PlaceOfBirth, a.Ref, p.Ref, nu.CurrentAddress, nu.PermanentAddress, created, created,
+			nu.DateOfBirth, nu.PlaceOfBirth, a.Ref, p.Ref, nu.Aadhaar.Last4(), nu.PAN.Last5(), nu.CurrentAddress, nu.PermanentAddress, created, created,
 			uuid.NewString())
 	}
 	return mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
@@ -251,10 +253,10 @@ func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.
 		// One statement per perStatement users (MySQL allows 65,535 placeholders in one).
 		for lo := 0; lo < len(batch); lo += perStatement {
 			hi := min(lo+perStatement, len(batch))
-			if _, err := tx.ExecContext(ctx, mysqldb.MultiRow(bulkVaultPrefix, bulkVaultRow, 2*(hi-lo)), vaultArgs[14*lo:14*hi]...); err != nil {
+			if _, err := tx.ExecContext(ctx, mysqldb.MultiRow(bulkVaultPrefix, bulkVaultRow, 2*(hi-lo)), vaultArgs[vaultArgsPer*lo:vaultArgsPer*hi]...); err != nil {
 				return err
 			}
-			res, err := tx.ExecContext(ctx, mysqldb.MultiRow(bulkUsersPrefix, bulkUsersRow, hi-lo), userArgs[14*lo:14*hi]...)
+			res, err := tx.ExecContext(ctx, mysqldb.MultiRow(bulkUsersPrefix, bulkUsersRow, hi-lo), userArgs[usersArgs*lo:usersArgs*hi]...)
 			if err != nil {
 				return err
 			}

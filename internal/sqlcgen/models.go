@@ -61,6 +61,8 @@ type User struct {
 	PlaceOfBirth     string
 	AadhaarRef       sql.NullString
 	PanRef           sql.NullString
+	AadhaarLast4     sql.NullString
+	PanLast5         sql.NullString
 	CurrentAddress   string
 	PermanentAddress string
 	CreatedAt        time.Time

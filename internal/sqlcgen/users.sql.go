@@ -27,6 +27,7 @@ const eraseUser = `-- name: EraseUser :execrows
 UPDATE users
 SET name = '', email = '', email_key = NULL, primary_mobile = NULL, secondary_mobile = NULL,
     date_of_birth = NULL, place_of_birth = '', aadhaar_ref = NULL, pan_ref = NULL,
+    aadhaar_last4 = NULL, pan_last5 = NULL,
     current_address = '', permanent_address = '',
     is_deleted = TRUE, deleted_at = COALESCE(deleted_at, ?), deleted_by = COALESCE(deleted_by, ?),
     is_active = FALSE, email_verified = FALSE, mobile_verified = FALSE, last_login_at = NULL,
@@ -128,7 +129,7 @@ func (q *Queries) FindUniqueHolders(ctx context.Context, arg FindUniqueHoldersPa
 }
 
 const getLiveUser = `-- name: GetLiveUser :one
-SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.aadhaar_last4, users.pan_last5, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
 FROM users
 WHERE id = ? AND is_deleted = FALSE
 `
@@ -151,6 +152,8 @@ func (q *Queries) GetLiveUser(ctx context.Context, id string) (GetLiveUserRow, e
 		&i.User.PlaceOfBirth,
 		&i.User.AadhaarRef,
 		&i.User.PanRef,
+		&i.User.AadhaarLast4,
+		&i.User.PanLast5,
 		&i.User.CurrentAddress,
 		&i.User.PermanentAddress,
 		&i.User.CreatedAt,
@@ -197,7 +200,7 @@ func (q *Queries) GetLiveUserByPANRef(ctx context.Context, panRef sql.NullString
 }
 
 const getLiveUserWithIDs = `-- name: GetLiveUserWithIDs :one
-SELECT u.id, u.name, u.email, u.email_key, u.primary_mobile, u.secondary_mobile, u.date_of_birth, u.place_of_birth, u.aadhaar_ref, u.pan_ref, u.current_address, u.permanent_address, u.created_at, u.updated_at, u.created_by, u.updated_by, u.is_deleted, u.deleted_at, u.deleted_by, u.version, u.is_active, u.email_verified, u.mobile_verified, u.last_login_at, u.erased_at, u.erasure_reason, u.seq, u.search_dirty, a.ciphertext AS aadhaar_ciphertext, p.ciphertext AS pan_ciphertext
+SELECT u.id, u.name, u.email, u.email_key, u.primary_mobile, u.secondary_mobile, u.date_of_birth, u.place_of_birth, u.aadhaar_ref, u.pan_ref, u.aadhaar_last4, u.pan_last5, u.current_address, u.permanent_address, u.created_at, u.updated_at, u.created_by, u.updated_by, u.is_deleted, u.deleted_at, u.deleted_by, u.version, u.is_active, u.email_verified, u.mobile_verified, u.last_login_at, u.erased_at, u.erasure_reason, u.seq, u.search_dirty, a.ciphertext AS aadhaar_ciphertext, p.ciphertext AS pan_ciphertext
 FROM users u
 LEFT JOIN pii_vault a ON a.ref = u.aadhaar_ref
 LEFT JOIN pii_vault p ON p.ref = u.pan_ref
@@ -226,6 +229,8 @@ func (q *Queries) GetLiveUserWithIDs(ctx context.Context, id string) (GetLiveUse
 		&i.User.PlaceOfBirth,
 		&i.User.AadhaarRef,
 		&i.User.PanRef,
+		&i.User.AadhaarLast4,
+		&i.User.PanLast5,
 		&i.User.CurrentAddress,
 		&i.User.PermanentAddress,
 		&i.User.CreatedAt,
@@ -277,7 +282,7 @@ func (q *Queries) GetUserState(ctx context.Context, id string) (GetUserStateRow,
 }
 
 const getUsersByIDs = `-- name: GetUsersByIDs :many
-SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.aadhaar_last4, users.pan_last5, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
 FROM users
 WHERE id IN (/*SLICE:ids*/?)
 `
@@ -316,6 +321,8 @@ func (q *Queries) GetUsersByIDs(ctx context.Context, ids []string) ([]GetUsersBy
 			&i.User.PlaceOfBirth,
 			&i.User.AadhaarRef,
 			&i.User.PanRef,
+			&i.User.AadhaarLast4,
+			&i.User.PanLast5,
 			&i.User.CurrentAddress,
 			&i.User.PermanentAddress,
 			&i.User.CreatedAt,
@@ -352,12 +359,12 @@ const insertUser = `-- name: InsertUser :execresult
 
 INSERT INTO users (
   id, name, email, email_key, primary_mobile, secondary_mobile, date_of_birth, place_of_birth,
-  aadhaar_ref, pan_ref, current_address, permanent_address, created_at, updated_at, created_by, updated_by,
-  is_deleted, version, is_active, email_verified, mobile_verified, search_dirty
+  aadhaar_ref, pan_ref, aadhaar_last4, pan_last5, current_address, permanent_address, created_at, updated_at,
+  created_by, updated_by, is_deleted, version, is_active, email_verified, mobile_verified, search_dirty
 ) VALUES (
   ?, ?, ?, ?, ?, ?, ?, ?,
   ?, ?, ?, ?, ?, ?, ?, ?,
-  FALSE, ?, TRUE, FALSE, FALSE, TRUE
+  ?, ?, FALSE, ?, TRUE, FALSE, FALSE, TRUE
 )
 `
 
@@ -372,6 +379,8 @@ type InsertUserParams struct {
 	PlaceOfBirth     string
 	AadhaarRef       sql.NullString
 	PanRef           sql.NullString
+	AadhaarLast4     sql.NullString
+	PanLast5         sql.NullString
 	CurrentAddress   string
 	PermanentAddress string
 	CreatedAt        time.Time
@@ -398,6 +407,8 @@ func (q *Queries) InsertUser(ctx context.Context, arg InsertUserParams) (sql.Res
 		arg.PlaceOfBirth,
 		arg.AadhaarRef,
 		arg.PanRef,
+		arg.AadhaarLast4,
+		arg.PanLast5,
 		arg.CurrentAddress,
 		arg.PermanentAddress,
 		arg.CreatedAt,
@@ -579,8 +590,52 @@ func (q *Queries) ListLiveUserIDsBefore(ctx context.Context, arg ListLiveUserIDs
 	return items, nil
 }
 
+const listUsersMissingMasks = `-- name: ListUsersMissingMasks :many
+SELECT id, aadhaar_ref, pan_ref FROM users
+WHERE id > ?
+  AND ((aadhaar_ref IS NOT NULL AND aadhaar_last4 IS NULL) OR (pan_ref IS NOT NULL AND pan_last5 IS NULL))
+ORDER BY id
+LIMIT ?
+`
+
+type ListUsersMissingMasksParams struct {
+	After string
+	Limit int32
+}
+
+type ListUsersMissingMasksRow struct {
+	ID         string
+	AadhaarRef sql.NullString
+	PanRef     sql.NullString
+}
+
+// Backfill of the display forms (users.BackfillMasks) for rows written before those columns: the
+// next rows that still lack one, by primary key after a cursor (one pass of the table at most).
+func (q *Queries) ListUsersMissingMasks(ctx context.Context, arg ListUsersMissingMasksParams) ([]ListUsersMissingMasksRow, error) {
+	rows, err := q.db.QueryContext(ctx, listUsersMissingMasks, arg.After, arg.Limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListUsersMissingMasksRow
+	for rows.Next() {
+		var i ListUsersMissingMasksRow
+		if err := rows.Scan(&i.ID, &i.AadhaarRef, &i.PanRef); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockUser = `-- name: LockUser :one
-SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.aadhaar_last4, users.pan_last5, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
 FROM users
 WHERE id = ?
 FOR UPDATE
@@ -605,6 +660,8 @@ func (q *Queries) LockUser(ctx context.Context, id string) (LockUserRow, error) 
 		&i.User.PlaceOfBirth,
 		&i.User.AadhaarRef,
 		&i.User.PanRef,
+		&i.User.AadhaarLast4,
+		&i.User.PanLast5,
 		&i.User.CurrentAddress,
 		&i.User.PermanentAddress,
 		&i.User.CreatedAt,
@@ -660,6 +717,7 @@ const reviveUser = `-- name: ReviveUser :execrows
 UPDATE users
 SET name = ?, email = ?, email_key = ?, primary_mobile = ?, secondary_mobile = ?,
     date_of_birth = ?, place_of_birth = ?, aadhaar_ref = ?, pan_ref = ?,
+    aadhaar_last4 = ?, pan_last5 = ?,
     current_address = ?, permanent_address = ?,
     updated_at = ?, updated_by = ?, version = ?,
     is_deleted = FALSE, deleted_at = NULL, deleted_by = NULL,
@@ -677,6 +735,8 @@ type ReviveUserParams struct {
 	PlaceOfBirth     string
 	AadhaarRef       sql.NullString
 	PanRef           sql.NullString
+	AadhaarLast4     sql.NullString
+	PanLast5         sql.NullString
 	CurrentAddress   string
 	PermanentAddress string
 	UpdatedAt        time.Time
@@ -699,6 +759,8 @@ func (q *Queries) ReviveUser(ctx context.Context, arg ReviveUserParams) (int64, 
 		arg.PlaceOfBirth,
 		arg.AadhaarRef,
 		arg.PanRef,
+		arg.AadhaarLast4,
+		arg.PanLast5,
 		arg.CurrentAddress,
 		arg.PermanentAddress,
 		arg.UpdatedAt,
@@ -706,6 +768,34 @@ func (q *Queries) ReviveUser(ctx context.Context, arg ReviveUserParams) (int64, 
 		arg.NewVersion,
 		arg.ID,
 		arg.ExpectedVersion,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
+const setUserMasks = `-- name: SetUserMasks :execrows
+UPDATE users SET aadhaar_last4 = ?, pan_last5 = ?
+WHERE id = ? AND aadhaar_ref <=> ? AND pan_ref <=> ?
+`
+
+type SetUserMasksParams struct {
+	AadhaarLast4 sql.NullString
+	PanLast5     sql.NullString
+	ID           string
+	AadhaarRef   sql.NullString
+	PanRef       sql.NullString
+}
+
+// Only while the refs are the ones the masks were read from (a concurrent revive or erasure wins).
+func (q *Queries) SetUserMasks(ctx context.Context, arg SetUserMasksParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, setUserMasks,
+		arg.AadhaarLast4,
+		arg.PanLast5,
+		arg.ID,
+		arg.AadhaarRef,
+		arg.PanRef,
 	)
 	if err != nil {
 		return 0, err

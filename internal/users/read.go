@@ -17,7 +17,7 @@ import (
 // recorded in the audit trail in the same transaction (who saw whose data, when).
 func (s *Service) Get(ctx context.Context, c Caller, id string, pii bool) (User, error) {
 	if !pii {
-		u, err := s.readBack(ctx, sqlcgen.New(s.db), id)
+		u, err := s.readMasked(ctx, sqlcgen.New(s.db), id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return User{}, ErrNotFound
 		}

@@ -78,10 +78,31 @@ func (s *Service) storeIDs(ctx context.Context, q *sqlcgen.Queries, nu NewUser) 
 	return s.vault.StorePair(ctx, q, nu.Aadhaar.Digits(), nu.PAN.Value())
 }
 
-// readBack reads a live user with its Aadhaar and PAN: after a write, inside its transaction
-// (MySQL has no RETURNING), or for a plain read. When the vault shares the database, the vault
-// entries come in the same round trip (one query instead of two).
+// readBack reads a live user with its full Aadhaar and PAN (for callers with users:pii). When the
+// vault shares the database, the vault entries come in the same round trip (one query, not two).
 func (s *Service) readBack(ctx context.Context, q *sqlcgen.Queries, id string) (User, error) {
+	return s.readUser(ctx, q, id, true)
+}
+
+// readMasked reads a live user for an answer that masks Aadhaar and PAN: from the users row alone
+// (aadhaar_last4, pan_last5), without the vault, unless the row predates those columns and the
+// backfill has not reached it yet.
+func (s *Service) readMasked(ctx context.Context, q *sqlcgen.Queries, id string) (User, error) {
+	return s.readUser(ctx, q, id, false)
+}
+
+func (s *Service) readUser(ctx context.Context, q *sqlcgen.Queries, id string, full bool) (User, error) {
+	if !full {
+		row, err := q.GetLiveUser(ctx, id)
+		if err != nil {
+			return User{}, err
+		}
+		u := toUser(row.User)
+		if (u.aadhaarRef == "" || row.User.AadhaarLast4.Valid) && (u.panRef == "" || row.User.PanLast5.Valid) {
+			return u, nil
+		}
+		return u, s.reveal(ctx, q, &u) // not backfilled yet
+	}
 	if !s.vault.Shared() {
 		row, err := q.GetLiveUser(ctx, id)
 		if err != nil {

@@ -227,6 +227,8 @@ func toUser(r sqlcgen.User) User {
 		SecondaryMobile:  r.SecondaryMobile.String,
 		DateOfBirth:      r.DateOfBirth.Time,
 		PlaceOfBirth:     r.PlaceOfBirth,
+		Aadhaar:          govid.AadhaarFromLast4(r.AadhaarLast4.String),
+		PAN:              govid.PANFromLast5(r.PanLast5.String),
 		aadhaarRef:       r.AadhaarRef.String,
 		panRef:           r.PanRef.String,
 		ErasedAt:         timePtr(r.ErasedAt),

@@ -96,7 +96,7 @@ func (s *Service) write(ctx context.Context, c Caller, u unit, fn step) (User, e
 			return nil
 		}
 		var err error
-		out, err = s.readBack(ctx, q, w.id)
+		out, err = s.readMasked(ctx, q, w.id) // write answers are always masked
 		return err
 	})
 	return out, err
