@@ -85,8 +85,8 @@ func addRoutes(r *gin.Engine, opts Options, svc *users.Service) {
 	// database gate right before the handler: a request refused earlier, or a repeated
 	// Idempotency-Key waiting for its first request, never holds a database slot.
 	api := r.Group("")
-	if opts.RateLimit.Limiter != nil {
-		api.Use(rateLimit(opts.RateLimit, opts.Metrics, log))
+	if opts.limit != nil {
+		api.Use(opts.limit)
 	}
 	api.Use(authenticate(opts.Auth, log))
 	var gate gin.HandlerFunc // one semaphore shared by every route

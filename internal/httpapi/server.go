@@ -63,6 +63,9 @@ type Options struct {
 	CursorKey []byte
 
 	cursors cursors
+	// limit is the one rate-limit middleware (nil without a Limiter), shared by the /api routes
+	// and by unknown paths and methods under /api.
+	limit gin.HandlerFunc
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -82,6 +85,9 @@ func NewServer(opts Options, svc *users.Service) http.Handler {
 		opts.Draining = &atomic.Bool{}
 	}
 	opts.cursors = newCursors(opts.CursorKey)
+	if opts.RateLimit.Limiter != nil {
+		opts.limit = rateLimit(opts.RateLimit, opts.Metrics, opts.Logger)
+	}
 	r := gin.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -103,16 +109,12 @@ func NewServer(opts Options, svc *users.Service) http.Handler {
 	)
 	// Unknown paths and methods under /api count against the rate limit like any other request,
 	// so that probing them is limited too.
-	limitAPI := func(c *gin.Context) { c.Next() }
-	if opts.RateLimit.Limiter != nil {
-		limit := rateLimit(opts.RateLimit, opts.Metrics, opts.Logger)
-		limitAPI = func(c *gin.Context) {
-			if p := c.Request.URL.Path; p == "/api" || strings.HasPrefix(p, "/api/") {
-				limit(c)
-				return
-			}
-			c.Next()
+	limitAPI := func(c *gin.Context) {
+		if p := c.Request.URL.Path; opts.limit != nil && (p == "/api" || strings.HasPrefix(p, "/api/")) {
+			opts.limit(c)
+			return
 		}
+		c.Next()
 	}
 	r.NoRoute(limitAPI, func(c *gin.Context) {
 		writeProblem(c, opts.Logger, newHTTPError(http.StatusNotFound, "no_route", "no route for this path"))
