@@ -122,7 +122,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		TrustedProxies: cfg.TrustedProxies, CursorKey: cfg.Keys.DerivedKey("list cursors"),
 		RateLimit: httpapi.RateLimit{
 			Limiter: redis_rate.NewLimiter(rdb), KeyPrefix: cfg.RedisKeyPrefix,
-			PerMinute: cfg.RateLimitPerMinute, WritesPerMinute: cfg.RateLimitWritesPerMinute,
+			PerMinute: cfg.RateLimitPerMinute, WritesPerMinute: cfg.RateLimitWritesPerMinute, MaxLease: cfg.RateLimitLeaseMax,
 			DenyOnRedisError: cfg.RateLimitOnRedisError == "deny",
 		},
 		Idempotency: idem,

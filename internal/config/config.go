@@ -54,6 +54,7 @@ type Config struct {
 
 	RateLimitPerMinute       int
 	RateLimitWritesPerMinute int
+	RateLimitLeaseMax        int
 	// RateLimitOnRedisError is "allow" or "deny".
 	RateLimitOnRedisError string
 	// TrustedProxies are CIDRs of load balancers whose X-Forwarded-For is believed.
@@ -149,6 +150,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RedisTimeout = l.duration("REDIS_TIMEOUT")
 	c.RateLimitPerMinute = l.intRange("RATE_LIMIT_PER_MINUTE", 1, 1_000_000)
 	c.RateLimitWritesPerMinute = l.intRange("RATE_LIMIT_WRITES_PER_MINUTE", 0, 1_000_000)
+	c.RateLimitLeaseMax = l.intRange("RATE_LIMIT_LEASE_MAX", 1, 1_000)
 	c.RateLimitOnRedisError = l.str("RATE_LIMIT_ON_REDIS_ERROR")
 	if c.RateLimitOnRedisError != "allow" && c.RateLimitOnRedisError != "deny" {
 		l.fail("RATE_LIMIT_ON_REDIS_ERROR", "must be allow or deny")

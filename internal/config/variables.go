@@ -22,6 +22,7 @@ var Variables = []Variable{
 	{"REDIS_TIMEOUT", "500ms", "Redis dial/read/write timeout (a slow Redis fails fast)"},
 	{"RATE_LIMIT_PER_MINUTE", "100", "requests per minute per client IP on /api (GCRA, burst = the same number)"},
 	{"RATE_LIMIT_WRITES_PER_MINUTE", "0", "a stricter limit for POST/PUT/PATCH/DELETE per client IP; 0 = none"},
+	{"RATE_LIMIT_LEASE_MAX", "64", "most tokens a replica takes from a client's Redis budget in one call (also at most the limit / 32); 1 = one Redis call per request"},
 	{"RATE_LIMIT_ON_REDIS_ERROR", "allow", "allow or deny requests when Redis cannot be asked"},
 	{"TRUSTED_PROXIES", "", "CIDRs of load balancers; only their X-Forwarded-For is read (right to left)"},
 	{"IDEMPOTENCY_TTL", "24h", "how long a completed Idempotency-Key replays its response"},

@@ -32,7 +32,9 @@ func redisEnv(t *testing.T, mode string) map[string]string {
 
 // TestFleetRateLimit: three replicas share one GCRA budget per client. The policy is 100 per
 // minute with a burst of 100: a client may send 100 requests at once, then one more every 600 ms.
-// 150 requests sent round-robin within a fraction of a second get exactly 100 OKs (plus one per
+// The replicas spend it in leases of up to 3 tokens (internal/ratelimit: 100/32): only granted
+// tokens are spent, but at the end up to 2 may sit unspent in each replica. 150 requests sent
+// round-robin within a fraction of a second get 100 OKs less at most 3 × 2 held back (plus one per
 // 600 ms that passed, should the machine be slow), and 429s for the rest.
 func TestFleetRateLimit(t *testing.T) {
 	for _, mode := range redisModes {
@@ -74,8 +76,9 @@ func TestFleetRateLimit(t *testing.T) {
 			}
 			replenished := int(elapsed / (600 * time.Millisecond))
 			t.Logf("%s: %v in %v (allowance 100 + %d replenished)", mode, count, elapsed.Round(time.Millisecond), replenished)
-			if count[200]+count[429] != total || count[200] < 100 || count[200] > 100+replenished {
-				t.Fatalf("status counts %v after %v: want 100 (+%d) OK and the rest 429", count, elapsed, replenished)
+			const heldBack = 3 * (3 - 1) // replicas × (lease cap - 1)
+			if count[200]+count[429] != total || count[200] < 100-heldBack || count[200] > 100+replenished {
+				t.Fatalf("status counts %v after %v: want 100 (-%d, +%d) OK and the rest 429", count, elapsed, heldBack, replenished)
 			}
 		})
 	}

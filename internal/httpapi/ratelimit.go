@@ -13,12 +13,17 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 
 	"github.com/usersvc/usersvc/internal/metrics"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 )
 
-// RateLimit configures the per-client GCRA limits (github.com/go-redis/redis_rate).
+// RateLimit configures the per-client GCRA limits (github.com/go-redis/redis_rate), spent in
+// leases (internal/ratelimit).
 type RateLimit struct {
 	Limiter   *redis_rate.Limiter
 	KeyPrefix string
+	// MaxLease caps the tokens one Redis call buys for a client (see internal/ratelimit);
+	// 0 or 1: one Redis call per request.
+	MaxLease int
 	// PerMinute applies to every /api request; the burst equals PerMinute.
 	PerMinute int
 	// WritesPerMinute, when > 0, also applies to POST, PUT, PATCH and DELETE.
@@ -36,6 +41,7 @@ type policy struct {
 // rateLimit answers 429 past the limit, and adds RateLimit-Policy and RateLimit headers
 // (draft-ietf-httpapi-ratelimit-headers) to every limited response.
 func rateLimit(rl RateLimit, m *metrics.Metrics, log *slog.Logger) gin.HandlerFunc {
+	leases := ratelimit.New(rl.Limiter, rl.MaxLease)
 	return func(c *gin.Context) {
 		ip := c.ClientIP()
 		policies := []policy{{"default", rl.KeyPrefix + ":rl:{" + ip + "}", redis_rate.PerMinute(rl.PerMinute)}}
@@ -47,7 +53,7 @@ func rateLimit(rl RateLimit, m *metrics.Metrics, log *slog.Logger) gin.HandlerFu
 		}
 		var policyHdr, stateHdr string
 		for i, p := range policies {
-			res, err := rl.Limiter.Allow(c.Request.Context(), p.key, p.limit)
+			res, err := leases.Take(c.Request.Context(), p.key, p.limit)
 			if err != nil && clientGone(c) {
 				// The client's own disconnect cancelled the call: that says nothing about Redis,
 				// and a request nobody waits for must not pass unlimited.
@@ -79,7 +85,7 @@ func rateLimit(rl RateLimit, m *metrics.Metrics, log *slog.Logger) gin.HandlerFu
 			stateHdr += fmt.Sprintf("%q;r=%d;t=%d", p.name, res.Remaining, ceilSeconds(res.ResetAfter))
 			c.Header("RateLimit-Policy", policyHdr)
 			c.Header("RateLimit", stateHdr)
-			if res.Allowed == 0 {
+			if !res.Allowed {
 				m.RateLimitRejections.WithLabelValues(p.name).Inc()
 				writeProblem(c, log, &httpError{status: http.StatusTooManyRequests, code: "rate_limited",
 					detail: fmt.Sprintf("rate limit %q exceeded: %d requests per minute per client", p.name, p.limit.Rate),
