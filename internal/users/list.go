@@ -10,25 +10,33 @@ import (
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 )
 
-// List returns a page of live users, newest first. The total comes from the maintained count
-// and the offset is walked on the covering index only (see ListLiveUserIDs).
+// List returns a page of live users, newest first. The total comes from the maintained count.
+// A page near the top is three statements outside any transaction (the total, the page's ids
+// walked on the covering index, their rows by primary key): a transaction's START and COMMIT
+// would be two more round trips of five. The total and the page may then be a few changes apart,
+// as two requests would be, and a user deleted between the walk and the read is left out of the
+// page (usersInOrder). A deep page reads counts and walks within one second of registrations
+// (listFromDay), in one snapshot so that both agree.
 func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 	var out PageOf[User]
-	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
-		var err error
-		if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
-			return err
+	q := sqlcgen.New(s.read)
+	var err error
+	if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
+		return out, mysqldb.Translate(err)
+	}
+	off := p.Offset()
+	if off > math.MaxInt32 {
+		return out, nil
+	}
+	if off < dayWalkFrom || off >= out.Total {
+		ids, err := q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(p.Size), Offset: int32(off)})
+		if err == nil {
+			out.Items, err = usersInOrder(ctx, q, ids)
 		}
-		off := p.Offset()
-		if off > math.MaxInt32 {
-			return nil
-		}
-		var ids []string
-		if off < dayWalkFrom || off >= out.Total {
-			ids, err = q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(p.Size), Offset: int32(off)})
-		} else {
-			ids, err = s.listFromDay(ctx, q, off, p.Size)
-		}
+		return out, mysqldb.Translate(err)
+	}
+	err = mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+		ids, err := s.listFromDay(ctx, q, off, p.Size)
 		if err != nil {
 			return err
 		}
@@ -128,33 +136,32 @@ type Cursor struct {
 func CursorOf(u User) Cursor { return Cursor{CreatedAt: u.CreatedAt, ID: u.ID} }
 
 // ListAfter returns up to size live users after the cursor, newest first (keyset pagination:
-// the cost does not grow with the position), and the total.
+// the cost does not grow with the position), and the total: no transaction (see List).
 func (s *Service) ListAfter(ctx context.Context, after Cursor, size int) (PageOf[User], error) {
 	var out PageOf[User]
-	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
-		var err error
-		if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
-			return err
-		}
-		// sqlc cannot name a LIMIT's parameter on MySQL: the three are the page size (the
-		// cursor's ties, the older rows, the merged page).
-		rows, err := q.ListLiveUserIDsAfter(ctx, sqlcgen.ListLiveUserIDsAfterParams{
-			CursorAt: after.CreatedAt, CursorID: after.ID, Limit: int32(size), Limit_2: int32(size), Limit_3: int32(size),
-		})
-		if err != nil {
-			return err
-		}
-		ids := make([]string, len(rows))
-		for i, r := range rows {
-			ids[i] = r.ID
-		}
-		out.Items, err = usersInOrder(ctx, q, ids)
-		return err
+	q := sqlcgen.New(s.read)
+	var err error
+	if out.Total, err = q.CountLiveUsersMaintained(ctx); err != nil {
+		return out, mysqldb.Translate(err)
+	}
+	// sqlc cannot name a LIMIT's parameter on MySQL: the three are the page size (the cursor's
+	// ties, the older rows, the merged page).
+	rows, err := q.ListLiveUserIDsAfter(ctx, sqlcgen.ListLiveUserIDsAfterParams{
+		CursorAt: after.CreatedAt, CursorID: after.ID, Limit: int32(size), Limit_2: int32(size), Limit_3: int32(size),
 	})
-	return out, err
+	if err != nil {
+		return out, mysqldb.Translate(err)
+	}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	out.Items, err = usersInOrder(ctx, q, ids)
+	return out, mysqldb.Translate(err)
 }
 
-// usersInOrder reads users by id and returns them in the order of ids.
+// usersInOrder reads users by id and returns the live ones in the order of ids (outside a
+// snapshot, one may have been deleted or erased since its id was found).
 func usersInOrder(ctx context.Context, q *sqlcgen.Queries, ids []string) ([]User, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -165,7 +172,9 @@ func usersInOrder(ctx context.Context, q *sqlcgen.Queries, ids []string) ([]User
 	}
 	byID := make(map[string]User, len(rows))
 	for _, r := range rows {
-		byID[r.User.ID] = toUser(r.User)
+		if !r.User.IsDeleted && !r.User.ErasedAt.Valid {
+			byID[r.User.ID] = toUser(r.User)
+		}
 	}
 	out := make([]User, 0, len(ids))
 	for _, id := range ids {
