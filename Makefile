@@ -17,7 +17,7 @@ RUN_ADMIN_ADDR ?= 127.0.0.1:9090
 SQLC     := $(GO) tool -modfile=tools/sqlc/go.mod sqlc
 GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 
-.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster fuzz fuzz-http bench explain soak ci
+.PHONY: run build migrate migrate-plan test lint generate check-generated readme-check cluster fuzz fuzz-http bench explain soak containers-test ci
 
 ## run: build, migrate the database declaratively, create local secrets and an API key
 ## (.env.local, git-ignored), serve the API on :8000 and /metrics + pprof on 127.0.0.1:9090
@@ -38,6 +38,11 @@ migrate-plan: build
 ## test: every test, integration tests included, against the real MariaDB/MySQL
 test:
 	$(GO) test -race -count=1 ./...
+
+## containers-test: build the image, run the compose fleet under podman-compose and the core
+## integration tests against a database container (podman, local stand-in images, no registry)
+containers-test:
+	deploy/containers/test.sh
 
 ## lint: gofmt, go vet and golangci-lint (pinned in tools/lint)
 lint:

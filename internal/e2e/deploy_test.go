@@ -10,9 +10,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// TestComposeFile checks what can be checked without a Docker engine: the file parses (with its
-// anchors and merge keys), names the fleet the README promises, and the replicas trust exactly
-// nginx's fixed address.
+// TestComposeFile checks the file itself (the fleet runs for real in make containers-test): it
+// parses (with its anchors and merge keys), names the fleet the README promises, the replicas trust
+// the fleet network, and nginx, the only service on it that sends HTTP, overwrites
+// X-Forwarded-For instead of appending to what a client sent.
 func TestComposeFile(t *testing.T) {
 	raw, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
@@ -37,12 +38,19 @@ func TestComposeFile(t *testing.T) {
 	nginxNet := fmt.Sprint(s["nginx"].Networks)
 	for i := 1; i <= 3; i++ {
 		r := s[fmt.Sprintf("usersvc-%d", i)]
-		if strings.Join(r.Command, " ") != "serve" || r.Environment["TRUSTED_PROXIES"] != "172.28.0.10/32" || r.Environment["APP_ENV"] != "production" {
+		if strings.Join(r.Command, " ") != "serve" || r.Environment["TRUSTED_PROXIES"] != "172.28.0.0/24" || r.Environment["APP_ENV"] != "production" {
 			t.Errorf("replica %d: %+v", i, r)
 		}
 	}
-	if !strings.Contains(nginxNet, "172.28.0.10") || len(s["nginx"].Ports) != 1 || s["nginx"].Ports[0] != "8000:8000" {
+	if nginxNet != "[fleet]" || len(s["nginx"].Ports) != 1 || s["nginx"].Ports[0] != "${USERSVC_PORT:-8000}:8000" {
 		t.Errorf("nginx: %+v", s["nginx"])
+	}
+	conf, err := os.ReadFile("../../deploy/nginx/compose.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(conf), "proxy_set_header X-Forwarded-For $remote_addr;") || strings.Contains(string(conf), "$proxy_add_x_forwarded_for;") {
+		t.Error("compose nginx must set X-Forwarded-For to its peer, not append to the client's")
 	}
 }
 

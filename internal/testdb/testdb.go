@@ -1,8 +1,10 @@
 // Package testdb gives tests a fresh, migrated database on a real MySQL-family server.
 //
 // The server comes from TEST_DATABASE_URL (mysql://user:pass@host:port/; `make test` sets it to
-// the local MariaDB). Without it, and with a Docker engine reachable, a MySQL 8.0 container is
-// started with testcontainers-go. Without either, tests fail with a message saying how to
+// the local MariaDB). Without it, and with a container engine reachable (Docker, or podman's
+// Docker-compatible socket through DOCKER_HOST), a database container is started with
+// testcontainers-go: TEST_MYSQL_IMAGE, by default the official mysql:8.0 (`make containers-test`
+// sets the local MariaDB stand-in). Without either, tests fail with a message saying how to
 // provide a server: they never skip.
 package testdb
 
@@ -20,8 +22,9 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/moby/moby/api/types/network"
 	"github.com/testcontainers/testcontainers-go"
-	tcmysql "github.com/testcontainers/testcontainers-go/modules/mysql"
+	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/usersvc/usersvc/internal/migrate"
 	"github.com/usersvc/usersvc/internal/mysqldb"
@@ -30,6 +33,9 @@ import (
 
 // EnvVar names the variable that points the tests at a server.
 const EnvVar = "TEST_DATABASE_URL"
+
+// ImageEnvVar names the database image started when EnvVar is empty (default mysql:8.0).
+const ImageEnvVar = "TEST_MYSQL_IMAGE"
 
 var (
 	serverOnce sync.Once
@@ -57,13 +63,27 @@ func findServer(ctx context.Context) (*mysql.Config, error) {
 	}
 	if err := dockerHealthy(ctx); err != nil {
 		return nil, fmt.Errorf("no test database: set %s=mysql://root@127.0.0.1:3306/ (what `make test` does) "+
-			"or make a Docker engine reachable so that a MySQL 8.0 container can be started (%v)", EnvVar, err)
+			"or make a container engine reachable (Docker, or podman through DOCKER_HOST) so that a database container can be started (%v)", EnvVar, err)
 	}
-	c, err := tcmysql.Run(ctx, "mysql:8.0", tcmysql.WithPassword("test"), tcmysql.WithUsername("root"))
+	image := strings.TrimSpace(os.Getenv(ImageEnvVar))
+	if image == "" {
+		image = "mysql:8.0"
+	}
+	// The official image's variables (the stand-in honours them too); ready once it accepts a
+	// query, which works for MySQL and MariaDB alike (their "ready" log lines differ).
+	c, err := testcontainers.Run(ctx, image,
+		testcontainers.WithEnv(map[string]string{"MYSQL_ROOT_PASSWORD": "test"}),
+		testcontainers.WithExposedPorts("3306/tcp"),
+		testcontainers.WithLabels(map[string]string{"usersvc.test": "database"}),
+		testcontainers.WithWaitStrategyAndDeadline(3*time.Minute, wait.ForSQL("3306/tcp", "mysql", func(host string, port network.Port) string {
+			return fmt.Sprintf("root:test@tcp(%s)/", net.JoinHostPort(host, port.Port()))
+		})))
 	if err != nil {
-		return nil, fmt.Errorf("start mysql:8.0 container: %w", err)
+		return nil, fmt.Errorf("start %s container: %w", image, err)
 	}
-	// The container lives as long as the test process; testcontainers' reaper removes it.
+	// The container lives as long as the test process; testcontainers' reaper (Ryuk) removes it,
+	// or, where Ryuk cannot run (podman without a registry), make containers-test removes the
+	// containers labelled usersvc.test.
 	host, err := c.Host(ctx)
 	if err != nil {
 		return nil, err
