@@ -6,8 +6,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io"
 	"log/slog"
+	"sync"
 )
 
 // New returns a JSON logger; debug lowers the level to Debug.
@@ -21,14 +23,30 @@ func New(w io.Writer, debug bool) *slog.Logger {
 
 // Tokenizer turns personal values into HMAC-SHA256 tokens keyed with LOG_HASH_SECRET. Without the
 // key a token cannot be reversed by enumerating candidates (as a plain SHA-256 could).
-type Tokenizer struct{ key []byte }
+type Tokenizer struct {
+	key []byte
+	// macs holds keyed HMACs for reuse: every access-log line makes a token, and a reset HMAC
+	// keeps its keyed state instead of hashing the key again.
+	macs *sync.Pool
+}
 
 // NewTokenizer returns a Tokenizer keyed with secret.
-func NewTokenizer(secret []byte) Tokenizer { return Tokenizer{key: append([]byte(nil), secret...)} }
+func NewTokenizer(secret []byte) Tokenizer {
+	key := append([]byte(nil), secret...)
+	return Tokenizer{key: key, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+}
 
 // Token returns a 16-byte hex token of value.
 func (t Tokenizer) Token(value string) string {
-	m := hmac.New(sha256.New, t.key)
-	m.Write([]byte(value))
-	return hex.EncodeToString(m.Sum(nil)[:16])
+	var m hash.Hash
+	if t.macs != nil {
+		m = t.macs.Get().(hash.Hash)
+		defer t.macs.Put(m)
+		m.Reset()
+	} else {
+		m = hmac.New(sha256.New, t.key)
+	}
+	_, _ = io.WriteString(m, value)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(m.Sum(sum[:0])[:16])
 }
