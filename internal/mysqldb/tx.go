@@ -70,6 +70,7 @@ func runOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *s
 // different users never deadlock on index gaps; row locks and unique keys still decide races.
 var ReadCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 
-// ReadSnapshot is used for reads that must be consistent across statements (a count and a page).
+// ReadSnapshot is used for reads that must be consistent across statements (a deep page's counts
+// and walk, a search's segments and not-yet-indexed users); a page near the top needs none.
 // It is REPEATABLE READ through the session (see Open), which saves a round trip per read.
 var ReadSnapshot = &sql.TxOptions{ReadOnly: true}
