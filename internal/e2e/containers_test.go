@@ -58,7 +58,7 @@ func (f *composeFleet) container(service string) string { return f.project + "_"
 func (f *composeFleet) healthy(service string) {
 	f.t.Helper()
 	var out string
-	for i := 0; i < 120; i++ {
+	for i := 0; i < 360; i++ { // up to about 3 minutes: DNS in a new podman network can lag
 		var err error
 		if out, err = f.run("podman", "healthcheck", "run", f.container(service)); err == nil {
 			return
