@@ -48,6 +48,9 @@ build_once localhost/usersvc-standin-nginx:1 "$standins/nginx.Containerfile" "$s
 builder=localhost/usersvc-go-builder:$(go env GOVERSION)
 build_once "$builder" "$standins/go-builder.Containerfile" "$(go env GOROOT)"
 
+# Dangling images made by this run (the Dockerfile's build stage) are removed at the end; any that
+# were on the machine before are left alone.
+dangling_before=$(podman images -q --filter dangling=true | sort)
 log "building localhost/usersvc:local from the Dockerfile"
 # The module cache and the host's CA certificates (the module proxy may sit behind a TLS proxy
 # the host trusts) are mounted into the build, not copied into the image.
@@ -64,7 +67,8 @@ cleanup() {
   kill "$service" 2>/dev/null || true
   ids=$(podman ps -aq --filter label=usersvc.test=database)
   [ -z "$ids" ] || podman rm -f -v $ids >/dev/null
-  podman image prune -f >/dev/null # the build stages left by the service image
+  new=$(comm -13 <(echo "$dangling_before") <(podman images -q --filter dangling=true | sort))
+  [ -z "$new" ] || podman rmi -f $new >/dev/null 2>&1 || true
   rm -rf "$sockdir"
 }
 trap cleanup EXIT
@@ -72,7 +76,12 @@ for _ in $(seq 1 50); do [ -S "$sockdir/podman.sock" ] && break; sleep 0.1; done
 
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
 log "compose fleet: docker-compose.yml + deploy/containers/compose.standins.yml under podman-compose"
-go test -tags containers -count=1 -run 'TestComposeFleet' -v ./internal/e2e/ | grep -E '^(---|ok|FAIL|PASS)|containers_test.go'
+# The whole verbose output (with the containers' logs on failure) when it fails, a summary otherwise.
+if ! go test -tags containers -count=1 -run 'TestComposeFleet' -v ./internal/e2e/ >"$sockdir/fleet.log" 2>&1; then
+  cat "$sockdir/fleet.log"
+  exit 1
+fi
+grep -E '^(---|ok)|containers_test.go' "$sockdir/fleet.log"
 
 log "integration tests against a database container (testcontainers-go, podman socket)"
 env -u TEST_DATABASE_URL DOCKER_HOST="unix://$sockdir/podman.sock" TESTCONTAINERS_RYUK_DISABLED=true \

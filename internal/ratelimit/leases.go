@@ -75,10 +75,11 @@ func (l *Leases) LeaseCap(limit redis_rate.Limit) int {
 // Take decides one request of key under limit. An error means Redis could not be asked and no
 // token was held: the caller applies its policy for an unavailable Redis.
 func (l *Leases) Take(ctx context.Context, key string, limit redis_rate.Limit) (Result, error) {
-	now := l.now()
-	le := l.get(key, now)
+	le := l.get(key, l.now())
 	le.mu.Lock()
 	defer le.mu.Unlock()
+	// The time after the wait: requests of one client queue here while one of them asks Redis.
+	now := l.now()
 	if le.tokens == 0 && now.Before(le.deniedUntil) {
 		return Result{RetryAfter: le.deniedUntil.Sub(now), ResetAfter: le.resetAt.Sub(now)}, nil
 	}
@@ -121,7 +122,7 @@ func (l *Leases) get(key string, now time.Time) *lease {
 	return le
 }
 
-// Len is the number of leases held (for tests and metrics).
+// Len is the number of leases held.
 func (l *Leases) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
