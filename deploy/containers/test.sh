@@ -52,6 +52,7 @@ build_once "$builder" "$standins/go-builder.Containerfile" "$(go env GOROOT)"
 # were on the machine before are left alone.
 dangling_before=$(podman images -q --filter dangling=true | sort)
 log "building localhost/usersvc:local from the Dockerfile"
+go mod download # fills the module cache that the build mounts (it may not exist yet on a fresh machine)
 # The module cache and the host's CA certificates (the module proxy may sit behind a TLS proxy
 # the host trusts) are mounted into the build, not copied into the image.
 podman build -q --format docker -t localhost/usersvc:local \
@@ -79,6 +80,10 @@ log "compose fleet: docker-compose.yml + deploy/containers/compose.standins.yml 
 # The whole verbose output (with the containers' logs on failure) when it fails, a summary otherwise.
 if ! go test -tags containers -count=1 -run 'TestComposeFleet' -v ./internal/e2e/ >"$sockdir/fleet.log" 2>&1; then
   cat "$sockdir/fleet.log"
+  # The failure itself again, last, where a truncated CI summary still shows it (the containers'
+  # logs printed in between can be long).
+  echo "=== TestComposeFleet failed; its own messages (containers' logs left out):"
+  awk '/containers_test.go:[0-9]+: [a-z0-9-]+ logs:$/ {skip=1; next} /containers_test.go:[0-9]+:/ {skip=0} /^(---|FAIL|ok)/ {skip=0} !skip' "$sockdir/fleet.log" | grep -v '^=== RUN' | tail -40
   exit 1
 fi
 grep -E '^(---|ok)|containers_test.go' "$sockdir/fleet.log"

@@ -141,8 +141,22 @@ func TestComposeFleet(t *testing.T) {
 	waitHTTP(t, front+"/readyz")
 	t.Logf("fleet up in %v", time.Since(start).Round(time.Second))
 
-	out := f.must("podman", "exec", f.container("usersvc-1"), "/usersvc", "apikey", "create",
-		"--name", "ct", "--scopes", "users:read,users:write,users:delete")
+	// The key is made inside a replica's container, by its own binary. A try that fails is logged
+	// and repeated a few times (a CI run once failed here without a message that survived).
+	var out string
+	for try := 1; ; try++ {
+		var err error
+		out, err = f.run("podman", "exec", f.container("usersvc-1"), "/usersvc", "apikey", "create",
+			"--name", "ct", "--scopes", "users:read,users:write,users:delete")
+		if err == nil {
+			break
+		}
+		t.Logf("apikey create in usersvc-1, try %d: %v\n%s", try, err, out)
+		if try == 5 {
+			t.Fatalf("apikey create failed %d times", try)
+		}
+		time.Sleep(2 * time.Second)
+	}
 	for _, field := range strings.Fields(out) { // the key on stdout, a note on stderr
 		if strings.HasPrefix(field, "usvc_") {
 			bearer = "Bearer " + field
