@@ -85,8 +85,15 @@ CREATE TABLE user_audit (
   -- The user's version after this change.
   version        CHAR(36)      CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   created_at     DATETIME(6)   NOT NULL,
+  -- The row is also the change event (internal/events): TRUE from the change's transaction until
+  -- the event relay has published it to the Redis Stream, then FALSE. The only column ever updated
+  -- in this table. Rows that are not changes (pii_read) are written FALSE, and so were the rows
+  -- from before events existed (the default); `usersvc events replay` sets it again.
+  event_pending  BOOLEAN       NOT NULL DEFAULT FALSE,
   PRIMARY KEY (id),
   KEY idx_user_audit_user (user_id, id),
+  -- The relay's queue: the pending events in id order, a short range (as long as the relay's lag).
+  KEY idx_user_audit_event_pending (event_pending, id),
   CONSTRAINT fk_user_audit_user FOREIGN KEY (user_id) REFERENCES users (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

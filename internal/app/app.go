@@ -45,6 +45,9 @@ Usage:
   usersvc dev-init [--env-file .env.local]
                                        local development: generate secrets and a local key into the
                                        env file (git-ignored) unless present; used by make run
+  usersvc events tail [--from $|0] [--count N]
+                                       print the change events of the Redis Stream as JSON lines
+  usersvc events replay --from-id N    publish the changes from event_id N on again
   usersvc keys rotate [--batch 500]    re-encrypt every vault entry under the active key (resumable)
   usersvc reindex                      rebuild the search index from the users table in one
                                        transaction (once after upgrading: drops old postings)
@@ -77,6 +80,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "apikey":
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "events":
+		return runEvents(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "reindex":

@@ -21,6 +21,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/auth"
 	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/idempotency"
 	"github.com/usersvc/usersvc/internal/logx"
@@ -139,6 +140,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go every(ctx, 10*time.Minute, log, "purge of expired idempotency keys", func(ctx context.Context) error {
 		return purgeIdempotencyKeys(ctx, db, log)
 	})
+	// Publish change events (internal/events); every replica runs a relay, the lease holder publishes.
+	go events.NewRelay(db, rdb, events.Options{
+		Stream: cfg.EventsStream, MaxLen: int64(cfg.EventsMaxLen), Poll: cfg.EventsPollInterval, Log: log,
+		Published: m.EventsPublished, Backlog: m.EventsBacklog, Lag: m.EventsLag,
+	}).Run(ctx)
 	// Move queued users into the search index (see internal/search); replicas take turns.
 	go every(ctx, cfg.SearchCompactInterval, log, "search index compaction", func(ctx context.Context) error {
 		_, err := search.Compact(ctx, db)

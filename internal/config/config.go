@@ -99,10 +99,14 @@ type Config struct {
 	// SearchCompactInterval is how often this replica indexes the users flagged search_dirty.
 	SearchCompactInterval time.Duration
 	ShutdownTimeout       time.Duration
-	ReadHeaderTimeout     time.Duration
-	ReadTimeout           time.Duration
-	WriteTimeout          time.Duration
-	IdleTimeout           time.Duration
+	// Change events: the stream's key, its approximate length, the relay's poll interval.
+	EventsStream       string
+	EventsMaxLen       int
+	EventsPollInterval time.Duration
+	ReadHeaderTimeout  time.Duration
+	ReadTimeout        time.Duration
+	WriteTimeout       time.Duration
+	IdleTimeout        time.Duration
 }
 
 // Load reads the configuration. getenv is os.Getenv in production and a map in tests.
@@ -231,6 +235,13 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SearchCompactInterval = l.duration("SEARCH_COMPACT_INTERVAL")
 	if c.SearchCompactInterval <= 0 {
 		l.fail("SEARCH_COMPACT_INTERVAL", "must be positive")
+	}
+	if c.EventsStream = l.str("EVENTS_STREAM"); c.EventsStream == "REDIS_KEY_PREFIX:events" {
+		c.EventsStream = c.RedisKeyPrefix + ":events"
+	}
+	c.EventsMaxLen = l.intRange("EVENTS_MAXLEN", 0, 1_000_000_000)
+	if c.EventsPollInterval = l.duration("EVENTS_POLL_INTERVAL"); c.EventsPollInterval <= 0 {
+		l.fail("EVENTS_POLL_INTERVAL", "must be positive")
 	}
 	c.LogFile = l.str("LOG_FILE")
 	c.PprofAddr = l.str("PPROF_ADDR")

@@ -46,6 +46,7 @@ func TestExplainEveryStatement(t *testing.T) {
 	for _, stmt := range []string{
 		"UPDATE users SET is_deleted = TRUE, deleted_at = created_at WHERE id LIKE '%0'", // about 1 in 16 deleted
 		"INSERT INTO user_audit (user_id, action, changed_fields, version, created_at) SELECT id, 'create', 'name', version, created_at FROM users",
+		"UPDATE user_audit SET event_pending = TRUE WHERE id % 1000 = 0", // a relay's backlog
 		"ANALYZE TABLE users, user_audit, pii_vault, search_segments, user_time_counts",
 	} {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
@@ -71,7 +72,13 @@ func TestExplainEveryStatement(t *testing.T) {
 		"ListAPIKeys":                 {},
 		"RevokeAPIKey":                {now, "abcdefghijkm", "n"},
 		"TouchAPIKey":                 {now, "abcdefghijkm", now},
-		"InsertAudit":                 {f.id, "update", nil, nil, "name", f.version, now},
+		"InsertAudit":                 {f.id, "update", nil, nil, "name", f.version, now, true},
+		"ListPendingEvents":           {500},
+		"MarkEventsPublished":         {1},
+		"CountPendingEvents":          {100000},
+		"OldestPendingEvent":          {},
+		"ReplayEvents":                {1, 10001},
+		"LastAuditID":                 {},
 		"CountAudit":                  {f.id},
 		"ListAudit":                   {f.id, 10, 0},
 		"CountLiveUsersMaintained":    {},

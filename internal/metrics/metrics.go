@@ -25,6 +25,10 @@ type Metrics struct {
 	IdempotencyReplays  prometheus.Counter
 	IdempotencyRefusals *prometheus.CounterVec // reason: in_flight | reused | unavailable
 	DBGateRejections    prometheus.Counter
+
+	EventsPublished prometheus.Counter // change events published to the Redis Stream
+	EventsBacklog   prometheus.Gauge   // events waiting in MySQL (counted up to events.BacklogCap)
+	EventsLag       prometheus.Gauge   // age of the oldest waiting event, seconds
 }
 
 // New registers the metrics, the Go and process collectors, build info, and the pool stats of
@@ -61,6 +65,15 @@ func New(version, revision string, dbs map[string]*sql.DB) *Metrics {
 		DBGateRejections: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "usersvc_db_gate_rejections_total", Help: "Requests answered 503 because every database slot stayed busy for DB_ACQUIRE_TIMEOUT.",
 		}),
+		EventsPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usersvc_events_published_total", Help: "Change events this replica published to the Redis Stream.",
+		}),
+		EventsBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "usersvc_events_backlog", Help: "Change events committed but not yet published (counted up to 100000).",
+		}),
+		EventsLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "usersvc_events_lag_seconds", Help: "Age of the oldest change event not yet published; 0 when none waits.",
+		}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "usersvc_build_info", Help: "Build information; the value is 1.",
@@ -68,7 +81,8 @@ func New(version, revision string, dbs map[string]*sql.DB) *Metrics {
 	})
 	build.Set(1)
 	r.MustRegister(m.Requests, m.Duration, m.InFlight, m.RedisErrors, m.RateLimitRejections, m.RateLimitDecisions,
-		m.IdempotencyReplays, m.IdempotencyRefusals, m.DBGateRejections, build,
+		m.IdempotencyReplays, m.IdempotencyRefusals, m.DBGateRejections,
+		m.EventsPublished, m.EventsBacklog, m.EventsLag, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for name, db := range dbs {
 		if db != nil {

@@ -24,8 +24,8 @@ func (q *Queries) CountAudit(ctx context.Context, userID string) (int64, error) 
 
 const insertAudit = `-- name: InsertAudit :exec
 
-INSERT INTO user_audit (user_id, action, actor, request_id, changed_fields, version, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO user_audit (user_id, action, actor, request_id, changed_fields, version, created_at, event_pending)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 type InsertAuditParams struct {
@@ -36,9 +36,11 @@ type InsertAuditParams struct {
 	ChangedFields string
 	Version       string
 	CreatedAt     time.Time
+	EventPending  bool
 }
 
-// The audit trail. Rows are written in the transaction of the change they describe.
+// The audit trail. Rows are written in the transaction of the change they describe; a change's row
+// is also its event, pending until the relay publishes it (queries/events.sql).
 func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error {
 	_, err := q.db.ExecContext(ctx, insertAudit,
 		arg.UserID,
@@ -48,12 +50,13 @@ func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error 
 		arg.ChangedFields,
 		arg.Version,
 		arg.CreatedAt,
+		arg.EventPending,
 	)
 	return err
 }
 
 const listAudit = `-- name: ListAudit :many
-SELECT id, user_id, action, actor, request_id, changed_fields, version, created_at
+SELECT user_audit.id, user_audit.user_id, user_audit.action, user_audit.actor, user_audit.request_id, user_audit.changed_fields, user_audit.version, user_audit.created_at, user_audit.event_pending
 FROM user_audit
 WHERE user_id = ?
 ORDER BY id DESC
@@ -66,24 +69,29 @@ type ListAuditParams struct {
 	Offset int32
 }
 
-func (q *Queries) ListAudit(ctx context.Context, arg ListAuditParams) ([]UserAudit, error) {
+type ListAuditRow struct {
+	UserAudit UserAudit
+}
+
+func (q *Queries) ListAudit(ctx context.Context, arg ListAuditParams) ([]ListAuditRow, error) {
 	rows, err := q.db.QueryContext(ctx, listAudit, arg.UserID, arg.Limit, arg.Offset)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []UserAudit
+	var items []ListAuditRow
 	for rows.Next() {
-		var i UserAudit
+		var i ListAuditRow
 		if err := rows.Scan(
-			&i.ID,
-			&i.UserID,
-			&i.Action,
-			&i.Actor,
-			&i.RequestID,
-			&i.ChangedFields,
-			&i.Version,
-			&i.CreatedAt,
+			&i.UserAudit.ID,
+			&i.UserAudit.UserID,
+			&i.UserAudit.Action,
+			&i.UserAudit.Actor,
+			&i.UserAudit.RequestID,
+			&i.UserAudit.ChangedFields,
+			&i.UserAudit.Version,
+			&i.UserAudit.CreatedAt,
+			&i.UserAudit.EventPending,
 		); err != nil {
 			return nil, err
 		}

@@ -92,6 +92,7 @@ type UserAudit struct {
 	ChangedFields string
 	Version       string
 	CreatedAt     time.Time
+	EventPending  bool
 }
 
 type UserCount struct {

@@ -102,7 +102,7 @@ func (s *Service) History(ctx context.Context, id string, p Page) (PageOf[AuditE
 		}
 		rows, err := q.ListAudit(ctx, sqlcgen.ListAuditParams{UserID: id, Limit: limit, Offset: offset})
 		for _, r := range rows {
-			out.Items = append(out.Items, toAuditEntry(r))
+			out.Items = append(out.Items, toAuditEntry(r.UserAudit))
 		}
 		return err
 	})

@@ -140,10 +140,13 @@ func lockUser(ctx context.Context, q *sqlcgen.Queries, id string) (sqlcgen.User,
 	return row.User, err
 }
 
+// audit writes the audit row of a change or of a full PII read. A change's row is also its change
+// event, pending until the relay publishes it (internal/events); a read is no event.
 func audit(ctx context.Context, q *sqlcgen.Queries, c Caller, id, action string, fields []string, version string, now time.Time) error {
 	return q.InsertAudit(ctx, sqlcgen.InsertAuditParams{
 		UserID: id, Action: action, Actor: nullString(c.Actor), RequestID: nullString(c.RequestID),
 		ChangedFields: strings.Join(fields, ","), Version: version, CreatedAt: now,
+		EventPending: action != ActionPIIRead,
 	})
 }
 

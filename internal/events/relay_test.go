@@ -1,0 +1,423 @@
+package events
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/usersvc/usersvc/internal/mysqldb"
+	"github.com/usersvc/usersvc/internal/testdb"
+	"github.com/usersvc/usersvc/internal/users"
+	"github.com/usersvc/usersvc/internal/vault"
+)
+
+// fixture is a fresh database with the users service on it, and the personal values it wrote.
+type fixture struct {
+	t    *testing.T
+	cfg  string
+	db   *sql.DB
+	svc  *users.Service
+	mu   sync.Mutex
+	pii  []string // every personal value written, in the forms a leak could take
+	seqN int
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	cfg := testdb.New(t, "events")
+	db := openDB(t, testdb.URL(cfg))
+	keys, _ := vault.ParseKeyring("e1:"+vault.NewKeyMaterial(), vault.NewKeyMaterial())
+	return &fixture{t: t, cfg: testdb.URL(cfg), db: db, svc: users.NewService(db, vault.New(keys, nil), nil)}
+}
+
+func openDB(t *testing.T, url string) *sql.DB {
+	t.Helper()
+	cfg, err := mysqldb.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := mysqldb.Open(context.Background(), cfg, mysqldb.PoolConfig{MaxOpen: 8, MaxIdle: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// redisFor returns a client of the test Redis and a stream key of this test's own, deleted
+// (with its lease key) when the test ends.
+func redisFor(t *testing.T, url string) (redis.UniversalClient, string) {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	stream := "usersvc-test-" + strings.ToLower(testdb.Letters(8)) + ":events"
+	t.Cleanup(func() {
+		rdb.Del(context.Background(), stream, stream+":relay")
+		rdb.Close()
+	})
+	return rdb, stream
+}
+
+// life makes one user go through every kind of change: create, update, a full read (which is no
+// change and has no event), delete, restore, and, when erase is set, erasure. It returns the
+// number of events the user's changes make.
+func (f *fixture) life(ctx context.Context, erase bool) (int, error) {
+	f.mu.Lock()
+	f.seqN++
+	n := f.seqN
+	f.mu.Unlock()
+	str := func(s string) *string { return &s }
+	cf := users.CreateFields{
+		Name: str(fmt.Sprintf("Eventful Person %d %s", n, testdb.Letters(5))), Email: str(fmt.Sprintf("eventful.%d.%s@example.com", n, testdb.Digits(6))),
+		PrimaryMobile: str(testdb.Mobile()), DateOfBirth: str("1987-03-19"), PlaceOfBirth: str("Nagpur " + testdb.Letters(4)),
+		Aadhaar: str(testdb.Aadhaar()), PAN: str(testdb.PAN()),
+		CurrentAddress: str("14 Civil Lines " + testdb.Letters(6)), PermanentAddress: str("9 Sitabuldi " + testdb.Letters(6)),
+	}
+	newName, newAddress := fmt.Sprintf("Renamed Person %d %s", n, testdb.Letters(5)), "77 Dharampeth "+testdb.Letters(6)
+	f.mu.Lock()
+	f.pii = append(f.pii, *cf.Name, *cf.Email, *cf.PrimaryMobile, *cf.PlaceOfBirth, *cf.Aadhaar, *cf.PAN,
+		*cf.CurrentAddress, *cf.PermanentAddress, newName, newAddress, "1987-03-19", "19/03/1987")
+	f.mu.Unlock()
+	var verr users.ValidationError
+	nu := users.ParseNewUser(cf, time.Now(), &verr)
+	if err := verr.Err(); err != nil {
+		return 0, err
+	}
+	c := users.Caller{Actor: "apikey:events-test", RequestID: fmt.Sprintf("req-%d", n), MayRevive: true}
+	u, err := f.svc.Create(ctx, c, nu)
+	if err != nil {
+		return 0, err
+	}
+	ch := users.ParseChanges(users.UpdateFields{Name: &newName, CurrentAddress: &newAddress}, &verr)
+	if u, err = f.svc.Update(ctx, c, u.ID, users.Precondition{}, ch); err != nil {
+		return 0, err
+	}
+	if _, err := f.svc.Get(ctx, c, u.ID, true); err != nil { // a pii_read: no event
+		return 0, err
+	}
+	if _, err := f.svc.Delete(ctx, c, u.ID, users.Precondition{}); err != nil {
+		return 0, err
+	}
+	if _, err := f.svc.Restore(ctx, c, u.ID, users.Precondition{}); err != nil {
+		return 0, err
+	}
+	if !erase {
+		return 4, nil
+	}
+	_, err = f.svc.Erase(ctx, c, u.ID, "asked by the person")
+	return 5, err
+}
+
+// lives runs n lives on `workers` goroutines and returns the number of events they make.
+func (f *fixture) lives(ctx context.Context, n, workers int) int {
+	f.t.Helper()
+	var mu sync.Mutex
+	var total int
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				k, err := f.life(ctx, i%3 == 0)
+				mu.Lock()
+				total += k
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		f.t.Fatal(firstErr)
+	}
+	return total
+}
+
+// waitDrained waits until no event is pending.
+func (f *fixture) waitDrained(timeout time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n, _, err := Backlog(context.Background(), f.db, time.Now())
+		if err == nil && n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%d events still pending after %v (err %v)", n, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// changeIDs are the ids of every audit row that is a change (an event), in id order.
+func (f *fixture) changeIDs() []uint64 {
+	f.t.Helper()
+	rows, err := f.db.Query("SELECT id FROM user_audit WHERE action <> 'pii_read' ORDER BY id")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []uint64
+	for rows.Next() {
+		var id uint64
+		if err := rows.Scan(&id); err != nil {
+			f.t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// readStream reads every entry of the stream, in stream order.
+func readStream(t *testing.T, rdb redis.UniversalClient, stream string) ([]Event, []redis.XMessage) {
+	t.Helper()
+	msgs, err := rdb.XRange(context.Background(), stream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]Event, len(msgs))
+	for i, m := range msgs {
+		if evs[i], err = Parse(m.Values); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return evs, msgs
+}
+
+// checkComplete checks that the events, duplicates dropped by event_id as a consumer would, are
+// exactly the changes in the audit trail, each user's in commit (id) order; it returns how many
+// events were duplicates.
+func checkComplete(t *testing.T, f *fixture, evs []Event) (dups int) {
+	t.Helper()
+	seen := map[uint64]bool{}
+	lastOf := map[string]uint64{}
+	for _, e := range evs {
+		if seen[e.ID] {
+			dups++
+			continue
+		}
+		seen[e.ID] = true
+		if e.ID <= lastOf[e.UserID] {
+			t.Fatalf("user %s: event %d after event %d: not in commit order", e.UserID, e.ID, lastOf[e.UserID])
+		}
+		lastOf[e.UserID] = e.ID
+	}
+	want := f.changeIDs()
+	if len(seen) != len(want) {
+		t.Fatalf("%d distinct events published, the audit trail holds %d changes", len(seen), len(want))
+	}
+	for _, id := range want {
+		if !seen[id] {
+			t.Fatalf("change %d was never published", id)
+		}
+	}
+	return dups
+}
+
+// TestThreeRelaysPublishEachEventOnce runs three relays, as three replicas would (each with its
+// own pool), while changes are made: every change is published once (a consumer group reads each
+// exactly once), in commit order per user, with the type, fields and version of its audit row, and
+// the stream holds no personal value.
+func TestThreeRelaysPublishEachEventOnce(t *testing.T) {
+	f := newFixture(t)
+	rdb, stream := redisFor(t, testdb.RedisURL(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		r := NewRelay(openDB(t, f.cfg), rdb, Options{Stream: stream, Poll: 20 * time.Millisecond, Batch: 7})
+		wg.Add(1)
+		go func() { defer wg.Done(); r.Run(ctx) }()
+	}
+	want := f.lives(ctx, 60, 4)
+	f.waitDrained(30 * time.Second)
+	cancel()
+	wg.Wait()
+
+	evs, _ := readStream(t, rdb, stream)
+	if dups := checkComplete(t, f, evs); dups != 0 || len(evs) != want {
+		t.Fatalf("%d events for %d changes, %d duplicates: want each once", len(evs), want, dups)
+	}
+	// A consumer group reads each event once.
+	bg := context.Background()
+	if err := rdb.XGroupCreate(bg, stream, "billing", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for {
+		res, err := rdb.XReadGroup(bg, &redis.XReadGroupArgs{Group: "billing", Consumer: "c1", Streams: []string{stream, ">"}, Count: 50, Block: -1}).Result()
+		if errors.Is(err, redis.Nil) || (err == nil && len(res[0].Messages) == 0) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range res[0].Messages {
+			got[m.Values["event_id"].(string)]++
+			rdb.XAck(bg, stream, "billing", m.ID)
+		}
+	}
+	if len(got) != want {
+		t.Fatalf("the consumer group read %d events, want %d", len(got), want)
+	}
+	// Each event says what its audit row says.
+	types := map[string]int{}
+	for _, e := range evs {
+		types[e.Type]++
+		var action, fields, version string
+		if err := f.db.QueryRow("SELECT action, changed_fields, version FROM user_audit WHERE id = ?", e.ID).Scan(&action, &fields, &version); err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != typesByAction(action) || strings.Join(e.Changed, ",") != fields || e.Version != version || e.Actor != "apikey:events-test" || e.RequestID == "" {
+			t.Fatalf("event %+v does not match its audit row (%s, %s, %s)", e, action, fields, version)
+		}
+	}
+	for _, typ := range []string{"user.created", "user.updated", "user.deleted", "user.restored", "user.erased"} {
+		if types[typ] == 0 {
+			t.Errorf("no %s event", typ)
+		}
+	}
+	scanForPII(t, f, rdb, stream)
+}
+
+func typesByAction(a string) string { return types[a] }
+
+// scanForPII reads every field of every entry of the stream and fails on any personal value the
+// fixture wrote, in any of the forms it could take.
+func scanForPII(t *testing.T, f *fixture, rdb redis.UniversalClient, stream string) {
+	t.Helper()
+	_, msgs := readStream(t, rdb, stream)
+	var forms []string
+	for _, v := range f.pii {
+		forms = append(forms, strings.ToLower(v))
+		if d := strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, v); len(d) >= 10 {
+			forms = append(forms, d, d[len(d)-10:])
+		}
+	}
+	for _, m := range msgs {
+		for k, v := range m.Values {
+			s := strings.ToLower(fmt.Sprint(v))
+			for _, form := range forms {
+				if strings.Contains(s, form) {
+					t.Fatalf("stream entry %s field %s holds a personal value", m.ID, k)
+				}
+			}
+		}
+	}
+	if len(msgs) == 0 || len(forms) == 0 {
+		t.Fatal("nothing to scan")
+	}
+}
+
+// TestRelayStoppedBetweenPublishAndMark stops a relay after it published a batch and before it
+// marked it, as a crash would: nothing is lost, and the batch is published again by the next
+// relay with the same event ids.
+func TestRelayStoppedBetweenPublishAndMark(t *testing.T) {
+	f := newFixture(t)
+	rdb, stream := redisFor(t, testdb.RedisURL(t))
+	ctx := context.Background()
+	want := f.lives(ctx, 6, 2)
+
+	crashed := NewRelay(f.db, rdb, Options{Stream: stream, Batch: 10, Lease: 300 * time.Millisecond})
+	crashed.afterPublish = func() error { return errors.New("killed") }
+	if _, err := crashed.Step(ctx); err == nil {
+		t.Fatal("the crashing relay's step succeeded")
+	}
+	if evs, _ := readStream(t, rdb, stream); len(evs) != 10 {
+		t.Fatalf("the crashing relay published %d events, want its batch of 10", len(evs))
+	}
+	if n, _, _ := Backlog(ctx, f.db, time.Now()); n != int64(want) {
+		t.Fatalf("%d events pending after the crash, want all %d (none was marked)", n, want)
+	}
+
+	// The next relay takes the lease once the dead one's expires, and publishes everything.
+	next := NewRelay(f.db, rdb, Options{Stream: stream, Batch: 10})
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _, _ := Backlog(ctx, f.db, time.Now()); n > 0; n, _, _ = Backlog(ctx, f.db, time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still pending", n)
+		}
+		if _, err := next.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	evs, _ := readStream(t, rdb, stream)
+	if dups := checkComplete(t, f, evs); dups != 10 || len(evs) != want+10 {
+		t.Fatalf("%d events, %d duplicates; want %d and the crashed batch of 10 again", len(evs), dups, want+10)
+	}
+	for i := 0; i < 10; i++ {
+		if evs[10+i].ID != evs[i].ID {
+			t.Fatalf("the republished batch differs at %d: %d, first %d", i, evs[10+i].ID, evs[i].ID)
+		}
+	}
+}
+
+// TestRedisStoppedUnderWrites stops Redis (a private redis-server with an append-only file, so
+// that the stream outlives the restart) while changes are made: the events wait in MySQL, the
+// backlog metric shows them, and after Redis is back they all arrive, in commit order per user.
+func TestRedisStoppedUnderWrites(t *testing.T) {
+	f := newFixture(t)
+	dir, port := t.TempDir(), testdb.FreePort(t)
+	start := func() *exec.Cmd {
+		cmd := exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "",
+			"--appendonly", "yes", "--appendfsync", "always", "--dir", dir, "--daemonize", "no")
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("redis-server: %v", err)
+		}
+		for i := 0; i < 100; i++ {
+			if out, err := exec.Command("redis-cli", "-p", fmt.Sprint(port), "ping").Output(); err == nil && strings.TrimSpace(string(out)) == "PONG" {
+				return cmd
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("redis-server did not start")
+		return nil
+	}
+	stop := func(cmd *exec.Cmd) { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
+	srv := start()
+	t.Cleanup(func() { stop(srv) })
+	rdb, stream := redisFor(t, fmt.Sprintf("redis://127.0.0.1:%d/0", port))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	relay := NewRelay(f.db, rdb, Options{Stream: stream, Poll: 20 * time.Millisecond, Batch: 20})
+	done := make(chan struct{})
+	go func() { relay.Run(ctx); close(done) }()
+
+	f.lives(ctx, 6, 2)
+	stop(srv)
+	down := f.lives(ctx, 12, 3) // Redis is down: these wait in MySQL
+	time.Sleep(100 * time.Millisecond)
+	if n, lag, err := Backlog(ctx, f.db, time.Now()); err != nil || n < int64(down) || lag <= 0 {
+		t.Fatalf("backlog with Redis down: %d events, lag %v, err %v; want at least %d waiting", n, lag, err, down)
+	}
+	srv = start()
+	f.lives(ctx, 3, 1)
+	f.waitDrained(30 * time.Second)
+	cancel()
+	<-done
+
+	evs, _ := readStream(t, rdb, stream)
+	checkComplete(t, f, evs)
+}
