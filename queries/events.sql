@@ -24,7 +24,7 @@ SELECT created_at FROM user_audit WHERE event_pending = TRUE ORDER BY id LIMIT 1
 -- name: ReplayEvents :execrows
 -- Publish again the changes from audit row from_id on (usersvc events replay), a batch at a time.
 UPDATE user_audit SET event_pending = TRUE
-WHERE id >= sqlc.arg(from_id) AND id < sqlc.arg(to_id) AND action <> 'pii_read';
+WHERE id >= sqlc.arg(from_id) AND id < sqlc.arg(to_id) AND action NOT IN ('pii_read', 'pii_export');
 
 -- name: LastAuditID :one
 SELECT id FROM user_audit ORDER BY id DESC LIMIT 1;

@@ -166,3 +166,9 @@ LIMIT ?;
 -- name: SetUserMasks :execrows
 UPDATE users SET aadhaar_last4 = sqlc.arg(aadhaar_last4), pan_last5 = sqlc.arg(pan_last5)
 WHERE id = sqlc.arg(id) AND aadhaar_ref <=> sqlc.arg(aadhaar_ref) AND pan_ref <=> sqlc.arg(pan_ref);
+
+-- GetUser reads a user in any state (live, soft-deleted, erased): the data export.
+-- name: GetUser :one
+SELECT sqlc.embed(users)
+FROM users
+WHERE id = ?;

@@ -16,8 +16,8 @@ import (
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 )
 
-// Types of the events, by audit action. A pii_read (someone was shown a full Aadhaar or PAN) is
-// not a change and has no event.
+// Types of the events, by audit action. Reads (pii_read, pii_export: someone was shown a
+// person's data) are not changes and have no event.
 var types = map[string]string{
 	"create":         "user.created",
 	"update":         "user.updated",

@@ -105,6 +105,7 @@ func TestExplainEveryStatement(t *testing.T) {
 		"InsertUser": {"00000000-0000-4000-8000-000000000001", "n", "e", "e@x.com", "9876543210", nil, now, "p", f.aRef, f.pRef,
 			"2346", "8261K", "a", "a", now, now, nil, nil, f.version},
 		"GetLiveUser":               {f.id},
+		"GetUser":                   {f.id},
 		"GetLiveUserWithIDs":        {f.id},
 		"GetUserState":              {f.id},
 		"LockUser":                  {f.id},

@@ -41,6 +41,7 @@ func routeTable(opts Options, svc *users.Service) []route {
 		write(r(http.MethodDelete, "/api/v1/users/:id", auth.ScopeUsersDelete, handleUserDelete(svc, log)), false),
 		write(r(http.MethodPost, "/api/v1/users/:id/restore", auth.ScopeUsersDelete, handleUserRestore(svc, log)), false),
 		r(http.MethodGet, "/api/v1/users/:id/audit", auth.ScopeAuditRead, handleUserAudit(svc, log, pages)),
+		r(http.MethodGet, "/api/v1/users/:id/export", auth.ScopeUsersPII, handleUserExport(svc, log)),
 		r(http.MethodPost, "/api/v1/users/:id/erase", auth.ScopeUsersErase, handleUserErase(svc, log)),
 	}
 }

@@ -120,7 +120,7 @@ func (q *Queries) OldestPendingEvent(ctx context.Context) (time.Time, error) {
 
 const replayEvents = `-- name: ReplayEvents :execrows
 UPDATE user_audit SET event_pending = TRUE
-WHERE id >= ? AND id < ? AND action <> 'pii_read'
+WHERE id >= ? AND id < ? AND action NOT IN ('pii_read', 'pii_export')
 `
 
 type ReplayEventsParams struct {

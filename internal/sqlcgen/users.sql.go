@@ -255,6 +255,55 @@ func (q *Queries) GetLiveUserWithIDs(ctx context.Context, id string) (GetLiveUse
 	return i, err
 }
 
+const getUser = `-- name: GetUser :one
+SELECT users.id, users.name, users.email, users.email_key, users.primary_mobile, users.secondary_mobile, users.date_of_birth, users.place_of_birth, users.aadhaar_ref, users.pan_ref, users.aadhaar_last4, users.pan_last5, users.current_address, users.permanent_address, users.created_at, users.updated_at, users.created_by, users.updated_by, users.is_deleted, users.deleted_at, users.deleted_by, users.version, users.is_active, users.email_verified, users.mobile_verified, users.last_login_at, users.erased_at, users.erasure_reason, users.seq, users.search_dirty
+FROM users
+WHERE id = ?
+`
+
+type GetUserRow struct {
+	User User
+}
+
+// GetUser reads a user in any state (live, soft-deleted, erased): the data export.
+func (q *Queries) GetUser(ctx context.Context, id string) (GetUserRow, error) {
+	row := q.db.QueryRowContext(ctx, getUser, id)
+	var i GetUserRow
+	err := row.Scan(
+		&i.User.ID,
+		&i.User.Name,
+		&i.User.Email,
+		&i.User.EmailKey,
+		&i.User.PrimaryMobile,
+		&i.User.SecondaryMobile,
+		&i.User.DateOfBirth,
+		&i.User.PlaceOfBirth,
+		&i.User.AadhaarRef,
+		&i.User.PanRef,
+		&i.User.AadhaarLast4,
+		&i.User.PanLast5,
+		&i.User.CurrentAddress,
+		&i.User.PermanentAddress,
+		&i.User.CreatedAt,
+		&i.User.UpdatedAt,
+		&i.User.CreatedBy,
+		&i.User.UpdatedBy,
+		&i.User.IsDeleted,
+		&i.User.DeletedAt,
+		&i.User.DeletedBy,
+		&i.User.Version,
+		&i.User.IsActive,
+		&i.User.EmailVerified,
+		&i.User.MobileVerified,
+		&i.User.LastLoginAt,
+		&i.User.ErasedAt,
+		&i.User.ErasureReason,
+		&i.User.Seq,
+		&i.User.SearchDirty,
+	)
+	return i, err
+}
+
 const getUserState = `-- name: GetUserState :one
 SELECT id, is_deleted, aadhaar_ref, pan_ref, erased_at FROM users WHERE id = ?
 `

@@ -76,6 +76,7 @@ const (
 	ActionRestore       = "restore"
 	ActionCreateRestore = "create_restore" // a create that revived a soft-deleted user
 	ActionPIIRead       = "pii_read"       // someone was shown the full Aadhaar and PAN
+	ActionPIIExport     = "pii_export"     // someone was given the person's data export
 	ActionErase         = "erase"          // the personal data was removed for good
 )
 
@@ -281,3 +282,6 @@ func nullDate(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t
 
 // String guard: fmt must never reach personal data through %v of these types.
 var _ fmt.Stringer = User{}
+
+// isRead tells the audit rows of reads (someone was shown personal data) from those of changes.
+func isRead(action string) bool { return action == ActionPIIRead || action == ActionPIIExport }

@@ -146,7 +146,7 @@ func audit(ctx context.Context, q *sqlcgen.Queries, c Caller, id, action string,
 	return q.InsertAudit(ctx, sqlcgen.InsertAuditParams{
 		UserID: id, Action: action, Actor: nullString(c.Actor), RequestID: nullString(c.RequestID),
 		ChangedFields: strings.Join(fields, ","), Version: version, CreatedAt: now,
-		EventPending: action != ActionPIIRead,
+		EventPending: !isRead(action),
 	})
 }
 
