@@ -172,3 +172,11 @@ WHERE id = sqlc.arg(id) AND aadhaar_ref <=> sqlc.arg(aadhaar_ref) AND pan_ref <=
 SELECT sqlc.embed(users)
 FROM users
 WHERE id = ?;
+
+-- The import's uniqueness checks, a batch at a time: which of these emails (normalised) and
+-- primary mobiles belong to a user already, live or soft-deleted.
+-- name: FindEmailHolders :many
+SELECT id, email_key FROM users WHERE email_key IN (sqlc.slice(email_keys));
+
+-- name: FindMobileHolders :many
+SELECT primary_mobile FROM users WHERE primary_mobile IN (sqlc.slice(mobiles));

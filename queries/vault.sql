@@ -34,3 +34,7 @@ WHERE ref = sqlc.arg(ref) AND key_id = sqlc.arg(old_key_id);
 INSERT INTO pii_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at)
 VALUES (sqlc.arg(a_ref), 'aadhaar', sqlc.arg(a_blind_index), sqlc.arg(a_key_id), sqlc.arg(a_ciphertext), sqlc.arg(now), sqlc.arg(now)),
        (sqlc.arg(p_ref), 'pan', sqlc.arg(p_blind_index), sqlc.arg(p_key_id), sqlc.arg(p_ciphertext), sqlc.arg(now), sqlc.arg(now));
+
+-- Which of these values (by blind index) the vault holds: the import's uniqueness check.
+-- name: ListVaultIndexesIn :many
+SELECT blind_index FROM pii_vault WHERE kind = ? AND blind_index IN (sqlc.slice(blind_indexes));

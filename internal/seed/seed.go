@@ -12,18 +12,12 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/usersvc/usersvc/internal/govid"
-	"github.com/usersvc/usersvc/internal/mysqldb"
-	"github.com/usersvc/usersvc/internal/search"
-	"github.com/usersvc/usersvc/internal/sqlcgen"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/internal/vault"
 )
@@ -156,11 +150,11 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 	next.Store(base)
 	// With innodb_autoinc_lock_mode 2 (MySQL 8.0's default) the seqs of a batch may interleave
 	// with other inserts, and are read back; with 0 or 1 (MariaDB's default) they are known.
-	var lockMode int
-	if err := db.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode").Scan(&lockMode); err != nil {
+	consecutive, err := users.ConsecutiveSeqs(ctx, db)
+	if err != nil {
 		return Result{}, err
 	}
-	consecutive := lockMode <= 1 && !opts.ReadBackSeqs
+	consecutive = consecutive && !opts.ReadBackSeqs
 	var batchNo atomic.Int64
 	batches := max(1, (int64(opts.Count)+int64(opts.Batch)-1)/int64(opts.Batch))
 	start, now := time.Now(), time.Now().UTC()
@@ -189,7 +183,7 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 				// batch touches a few days of user_time_counts instead of all of them.
 				b := batchNo.Add(1) - 1
 				from := now.Add(-seedSpan + time.Duration(b)*seedSpan/time.Duration(batches))
-				if err := insertBatch(ctx, db, v, batch, from, seedSpan/time.Duration(batches), now, consecutive); err != nil {
+				if err := insertBatch(ctx, db, v, batch, from, seedSpan/time.Duration(batches), consecutive); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -209,117 +203,15 @@ func Run(ctx context.Context, db *sql.DB, v *vault.Vault, opts Options) (Result,
 	return res, nil
 }
 
-// The bulk statements: the column lists of queries/users.sql (InsertUser) and queries/vault.sql
-// (InsertVaultEntry), as multi-row INSERTs (mysqldb.MultiRow: sqlc cannot express a variable
-// number of VALUES rows). Tests keep them in step with the schema by loading rows through them and
-// reading the rows back through the sqlc queries (internal/search, internal/explain).
-const (
-	bulkVaultPrefix = "INSERT INTO pii_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at) VALUES "
-	bulkVaultRow    = "(?, ?, ?, ?, ?, ?, ?)"
-	bulkUsersPrefix = "INSERT INTO users (id, name, email, email_key, primary_mobile, date_of_birth, place_of_birth, " +
-		"aadhaar_ref, pan_ref, aadhaar_last4, pan_last5, current_address, permanent_address, created_at, updated_at, created_by, updated_by, " +
-		"is_deleted, version, is_active, email_verified, mobile_verified) VALUES "
-	bulkUsersRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'system:seed', 'system:seed', FALSE, ?, TRUE, FALSE, FALSE)"
-	// usersArgs is the placeholders of bulkUsersRow, vaultArgsPer those of two bulkVaultRows.
-	usersArgs, vaultArgsPer = 16, 14
-)
-
-func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, from time.Time, window time.Duration, now time.Time, consecutive bool) error {
-	vaultArgs := make([]any, 0, len(batch)*vaultArgsPer)
-	userArgs := make([]any, 0, len(batch)*usersArgs)
-	ids := make([]string, 0, len(batch))
-	// new live users per creation day, hour, minute and second (user_time_counts)
-	counts := map[uint8]map[uint32]int64{users.UnitDay: {}, users.UnitHour: {}, users.UnitMinute: {}, users.UnitSecond: {}}
-	byID := make(map[string]*users.NewUser, len(batch))
+func insertBatch(ctx context.Context, db *sql.DB, v *vault.Vault, batch []users.NewUser, from time.Time, window time.Duration, consecutive bool) error {
+	bulk := make([]users.BulkUser, len(batch))
 	for i, nu := range batch {
-		a := v.Seal(vault.KindAadhaar, nu.Aadhaar.Digits())
-		p := v.Seal(vault.KindPAN, nu.PAN.Value())
-		for _, e := range []vault.Sealed{a, p} {
-			vaultArgs = append(vaultArgs, e.Ref, e.Kind, e.BlindIndex, e.KeyID, e.Ciphertext, now, now)
-		}
 		// Creation times at random within the batch's window (microsecond resolution, so ties are
 		// as rare as in real traffic), so that lists have a real order.
 		created := from.Add(time.Duration(mrand.Int64N(max(int64(window/time.Microsecond), 1))) * time.Microsecond)
-		for unit, m := range counts {
-			m[users.Bucket(created, unit)]++
-		}
-		id, _ := uuid.NewV7() // time-ordered: appends to the clustered index instead of splitting pages
-		ids = append(ids, id.String())
-		byID[id.String()] = &batch[i]
-		userArgs = append(userArgs, id.String(), nu.Name, nu.Email.Display(), nu.Email.Key(), nu.PrimaryMobile,
-			nu.DateOfBirth, nu.PlaceOfBirth, a.Ref, p.Ref, nu.Aadhaar.Last4(), nu.PAN.Last5(), nu.CurrentAddress, nu.PermanentAddress, created, created,
-			uuid.NewString())
+		bulk[i] = users.BulkUser{ID: users.NewID(), User: nu, CreatedAt: created}
 	}
-	return mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
-		q := sqlcgen.New(tx)
-		p := search.Postings{}
-		// One statement per perStatement users (MySQL allows 65,535 placeholders in one).
-		for lo := 0; lo < len(batch); lo += perStatement {
-			hi := min(lo+perStatement, len(batch))
-			if _, err := tx.ExecContext(ctx, mysqldb.MultiRow(bulkVaultPrefix, bulkVaultRow, 2*(hi-lo)), vaultArgs[vaultArgsPer*lo:vaultArgsPer*hi]...); err != nil {
-				return err
-			}
-			res, err := tx.ExecContext(ctx, mysqldb.MultiRow(bulkUsersPrefix, bulkUsersRow, hi-lo), userArgs[usersArgs*lo:usersArgs*hi]...)
-			if err != nil {
-				return err
-			}
-			if !consecutive {
-				continue
-			}
-			// innodb_autoinc_lock_mode 0 or 1: a multi-row INSERT gets consecutive values, in
-			// the order of its rows, starting at LAST_INSERT_ID().
-			first, err := res.LastInsertId()
-			if err != nil {
-				return err
-			}
-			for i := lo; i < hi; i++ {
-				p.Add(uint32(first)+uint32(i-lo), batch[i].Name, batch[i].Email.Display())
-			}
-		}
-		if !consecutive {
-			seqs, err := q.GetUserSeqs(ctx, ids)
-			if err != nil {
-				return err
-			}
-			for _, r := range seqs {
-				u := byID[r.ID]
-				p.Add(r.Seq, u.Name, u.Email.Display())
-			}
-		}
-		if err := search.WriteBulk(ctx, tx, p); err != nil {
-			return err
-		}
-		counts[users.UnitTotal] = map[uint32]int64{0: int64(len(batch))}
-		return addTimeCounts(ctx, tx, uint8(mrand.IntN(16)), counts)
-	})
-}
-
-// addTimeCounts adds a batch's users to user_time_counts, the total included (queries/counts.sql,
-// AddLiveUsersAt, as
-// one multi-row statement), in key order so that concurrent batches never deadlock.
-func addTimeCounts(ctx context.Context, tx *sql.Tx, slot uint8, counts map[uint8]map[uint32]int64) error {
-	var args []any
-	n := 0
-	for _, unit := range []uint8{users.UnitTotal, users.UnitDay, users.UnitHour, users.UnitMinute, users.UnitSecond} {
-		keys := make([]uint32, 0, len(counts[unit]))
-		for b := range counts[unit] {
-			keys = append(keys, b)
-		}
-		slices.Sort(keys)
-		for _, b := range keys {
-			args = append(args, unit, b, slot, counts[unit][b])
-			n++
-		}
-	}
-	for lo := 0; lo < n; lo += perStatement { // 4 placeholders a row
-		hi := min(lo+perStatement, n)
-		stmt := mysqldb.MultiRow("INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES ", "(?, ?, ?, ?)", hi-lo) +
-			" ON DUPLICATE KEY UPDATE live = live + VALUES(live)"
-		if _, err := tx.ExecContext(ctx, stmt, args[4*lo:4*hi]...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return users.CreateBulk(ctx, db, v, bulk, users.BulkOptions{Actor: "system:seed", Consecutive: consecutive})
 }
 
 // progress draws a bar on out until stopped.

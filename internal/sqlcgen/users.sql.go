@@ -67,6 +67,87 @@ func (q *Queries) EraseUser(ctx context.Context, arg EraseUserParams) (int64, er
 	return result.RowsAffected()
 }
 
+const findEmailHolders = `-- name: FindEmailHolders :many
+SELECT id, email_key FROM users WHERE email_key IN (/*SLICE:email_keys*/?)
+`
+
+type FindEmailHoldersRow struct {
+	ID       string
+	EmailKey sql.NullString
+}
+
+// The import's uniqueness checks, a batch at a time: which of these emails (normalised) and
+// primary mobiles belong to a user already, live or soft-deleted.
+func (q *Queries) FindEmailHolders(ctx context.Context, emailKeys []sql.NullString) ([]FindEmailHoldersRow, error) {
+	query := findEmailHolders
+	var queryParams []interface{}
+	if len(emailKeys) > 0 {
+		for _, v := range emailKeys {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:email_keys*/?", strings.Repeat(",?", len(emailKeys))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:email_keys*/?", "NULL", 1)
+	}
+	rows, err := q.db.QueryContext(ctx, query, queryParams...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []FindEmailHoldersRow
+	for rows.Next() {
+		var i FindEmailHoldersRow
+		if err := rows.Scan(&i.ID, &i.EmailKey); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const findMobileHolders = `-- name: FindMobileHolders :many
+SELECT primary_mobile FROM users WHERE primary_mobile IN (/*SLICE:mobiles*/?)
+`
+
+func (q *Queries) FindMobileHolders(ctx context.Context, mobiles []sql.NullString) ([]sql.NullString, error) {
+	query := findMobileHolders
+	var queryParams []interface{}
+	if len(mobiles) > 0 {
+		for _, v := range mobiles {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:mobiles*/?", strings.Repeat(",?", len(mobiles))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:mobiles*/?", "NULL", 1)
+	}
+	rows, err := q.db.QueryContext(ctx, query, queryParams...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []sql.NullString
+	for rows.Next() {
+		var primary_mobile sql.NullString
+		if err := rows.Scan(&primary_mobile); err != nil {
+			return nil, err
+		}
+		items = append(items, primary_mobile)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const findUniqueHolders = `-- name: FindUniqueHolders :many
 SELECT id, is_deleted, email_key, primary_mobile, aadhaar_ref, pan_ref
 FROM users

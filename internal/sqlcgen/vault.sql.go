@@ -221,6 +221,50 @@ func (q *Queries) ListVaultEntriesToRekey(ctx context.Context, arg ListVaultEntr
 	return items, nil
 }
 
+const listVaultIndexesIn = `-- name: ListVaultIndexesIn :many
+SELECT blind_index FROM pii_vault WHERE kind = ? AND blind_index IN (/*SLICE:blind_indexes*/?)
+`
+
+type ListVaultIndexesInParams struct {
+	Kind         string
+	BlindIndexes [][]byte
+}
+
+// Which of these values (by blind index) the vault holds: the import's uniqueness check.
+func (q *Queries) ListVaultIndexesIn(ctx context.Context, arg ListVaultIndexesInParams) ([][]byte, error) {
+	query := listVaultIndexesIn
+	var queryParams []interface{}
+	queryParams = append(queryParams, arg.Kind)
+	if len(arg.BlindIndexes) > 0 {
+		for _, v := range arg.BlindIndexes {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:blind_indexes*/?", strings.Repeat(",?", len(arg.BlindIndexes))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:blind_indexes*/?", "NULL", 1)
+	}
+	rows, err := q.db.QueryContext(ctx, query, queryParams...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items [][]byte
+	for rows.Next() {
+		var blind_index []byte
+		if err := rows.Scan(&blind_index); err != nil {
+			return nil, err
+		}
+		items = append(items, blind_index)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const rekeyVaultEntry = `-- name: RekeyVaultEntry :execrows
 UPDATE pii_vault SET key_id = ?, ciphertext = ?, updated_at = ?
 WHERE ref = ? AND key_id = ?

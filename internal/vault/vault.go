@@ -197,7 +197,57 @@ func Rotate(ctx context.Context, db *sql.DB, keys *Keyring, batch int, progress 
 	return done, nil
 }
 
-// Sealed is a vault entry ready to be written: for bulk loading (usersvc-bench seed).
+// bulkInsert is InsertVaultEntry (queries/vault.sql) as a multi-row INSERT (mysqldb.MultiRow:
+// sqlc cannot express a variable number of VALUES rows); 7 placeholders a row.
+const (
+	bulkInsertPrefix = "INSERT INTO pii_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at) VALUES "
+	bulkInsertRow    = "(?, ?, ?, ?, ?, ?, ?)"
+	bulkPerStatement = 8000
+)
+
+// InsertMany writes sealed entries (bulk creation: the import and the seed), in tx when the vault
+// is shared, else in the vault's own database. A value already held fails the statement with the
+// database's duplicate-key error.
+func (v *Vault) InsertMany(ctx context.Context, tx sqlcgen.DBTX, sealed []Sealed) error {
+	var db sqlcgen.DBTX = v.db
+	if v.db == nil {
+		db = tx
+	}
+	now := v.now().UTC()
+	for lo := 0; lo < len(sealed); lo += bulkPerStatement {
+		hi := min(lo+bulkPerStatement, len(sealed))
+		args := make([]any, 0, 7*(hi-lo))
+		for _, e := range sealed[lo:hi] {
+			args = append(args, e.Ref, e.Kind, e.BlindIndex, e.KeyID, e.Ciphertext, now, now)
+		}
+		if _, err := db.ExecContext(ctx, mysqldb.MultiRow(bulkInsertPrefix, bulkInsertRow, hi-lo), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Taken returns which of the values of one kind the vault holds already (by blind index): a
+// value held belongs to a user, live or soft-deleted.
+func (v *Vault) Taken(ctx context.Context, q *sqlcgen.Queries, kind string, values []string) (map[string]bool, error) {
+	byIndex := make(map[string]string, len(values))
+	idx := make([][]byte, len(values))
+	for i, val := range values {
+		idx[i] = v.keys.BlindIndex(kind, val)
+		byIndex[string(idx[i])] = val
+	}
+	taken := map[string]bool{}
+	if len(values) == 0 {
+		return taken, nil
+	}
+	held, err := v.on(q).ListVaultIndexesIn(ctx, sqlcgen.ListVaultIndexesInParams{Kind: kind, BlindIndexes: idx})
+	for _, h := range held {
+		taken[byIndex[string(h)]] = true
+	}
+	return taken, err
+}
+
+// Sealed is a vault entry ready to be written: for bulk creation (InsertMany).
 type Sealed struct {
 	Ref, Kind, KeyID       string
 	BlindIndex, Ciphertext []byte
