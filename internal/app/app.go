@@ -45,6 +45,8 @@ Usage:
   usersvc dev-init [--env-file .env.local]
                                        local development: generate secrets and a local key into the
                                        env file (git-ignored) unless present; used by make run
+  usersvc import [--format ndjson|csv] [--results FILE] FILE
+                                       create the users of a file, a result per line (re-runs are safe)
   usersvc events tail [--from $|0] [--count N]
                                        print the change events of the Redis Stream as JSON lines
   usersvc events replay --from-id N    publish the changes from event_id N on again
@@ -80,6 +82,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "apikey":
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, getenv, stdout, stderr)
 	case "events":
 		return runEvents(ctx, rest, getenv, stdout, stderr)
 	case "keys":

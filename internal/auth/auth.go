@@ -17,10 +17,11 @@ const (
 	ScopeUsersErase  = "users:erase"
 	ScopeUsersPII    = "users:pii" // full Aadhaar and PAN
 	ScopeAuditRead   = "audit:read"
+	ScopeUsersImport = "users:import" // bulk import (POST /users/import)
 )
 
 // AllScopes lists every scope, for validation and the local development key.
-var AllScopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeUsersDelete, ScopeUsersErase, ScopeUsersPII, ScopeAuditRead}
+var AllScopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeUsersDelete, ScopeUsersErase, ScopeUsersPII, ScopeAuditRead, ScopeUsersImport}
 
 // Principal is an authenticated caller. ID is what audit fields record as the actor.
 type Principal struct {

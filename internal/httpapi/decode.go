@@ -44,6 +44,11 @@ func readObject(c *gin.Context) (map[string]json.RawMessage, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, newHTTPError(http.StatusBadRequest, "empty_body", "the request body is empty; send a JSON object")
 	}
+	return parseObject(body)
+}
+
+// parseObject parses exactly one JSON object (a request body, or one line of an import).
+func parseObject(body []byte) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var obj map[string]json.RawMessage
 	if err := dec.Decode(&obj); err != nil {
@@ -51,18 +56,18 @@ func readObject(c *gin.Context) (map[string]json.RawMessage, error) {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			return nil, newHTTPError(http.StatusBadRequest, "malformed_json", "the request body is not valid JSON (error at byte %d)", se.Offset)
+			return nil, newHTTPError(http.StatusBadRequest, "malformed_json", "the JSON is not valid (error at byte %d)", se.Offset)
 		case errors.As(err, &te):
-			return nil, newHTTPError(http.StatusBadRequest, "not_an_object", "the request body must be a JSON object, not %s", te.Value)
+			return nil, newHTTPError(http.StatusBadRequest, "not_an_object", "the JSON must be an object, not %s", te.Value)
 		default:
-			return nil, newHTTPError(http.StatusBadRequest, "malformed_json", "the request body is not valid JSON")
+			return nil, newHTTPError(http.StatusBadRequest, "malformed_json", "the JSON is not valid")
 		}
 	}
 	if obj == nil {
-		return nil, newHTTPError(http.StatusBadRequest, "not_an_object", "the request body must be a JSON object, not null")
+		return nil, newHTTPError(http.StatusBadRequest, "not_an_object", "the JSON must be an object, not null")
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, newHTTPError(http.StatusBadRequest, "malformed_json", "the request body has data after the JSON object")
+		return nil, newHTTPError(http.StatusBadRequest, "malformed_json", "there is data after the JSON object")
 	}
 	return obj, nil
 }
@@ -88,7 +93,36 @@ var (
 	versionOnlyPolicy = fieldPolicy{allowed: set("version")}
 	lookupPolicy      = fieldPolicy{allowed: set("aadhaar", "pan")}
 	erasePolicy       = fieldPolicy{allowed: set("reason")}
+	// importPolicy: an import line is a create without idempotency_key (the email makes a
+	// re-run create nothing twice).
+	importPolicy = fieldPolicy{allowed: set("name", "email", "primary_mobile", "secondary_mobile", "aadhaar", "pan",
+		"date_of_birth", "place_of_birth", "current_address", "permanent_address")}
 )
+
+// createFields reads the fields of a create (or an import line).
+func (f *fields) createFields() users.CreateFields {
+	empty := ""
+	return users.CreateFields{
+		Name: f.str("name", nil), Email: f.str("email", nil),
+		PrimaryMobile: f.str("primary_mobile", nil), SecondaryMobile: f.str("secondary_mobile", &empty),
+		DateOfBirth: f.str("date_of_birth", nil), PlaceOfBirth: f.str("place_of_birth", nil),
+		Aadhaar: f.str("aadhaar", nil), PAN: f.str("pan", nil),
+		CurrentAddress: f.str("current_address", nil), PermanentAddress: f.str("permanent_address", nil),
+	}
+}
+
+// DecodeImportLine reads one NDJSON line of an import with the rules of a create body: the fields
+// it holds, with every field error in verr; an error when the line is not one JSON object.
+func DecodeImportLine(line []byte, verr *users.ValidationError) (users.CreateFields, error) {
+	obj, err := parseObject(line)
+	if err != nil {
+		return users.CreateFields{}, err
+	}
+	f := newFields(obj, importPolicy)
+	in := f.createFields()
+	verr.Fields = append(verr.Fields, f.verr.Fields...)
+	return in, nil
+}
 
 func set(names ...string) map[string]bool {
 	m := make(map[string]bool, len(names))

@@ -34,6 +34,7 @@ func routeTable(opts Options, svc *users.Service) []route {
 		write(r(http.MethodPost, "/api/v1/users", auth.ScopeUsersWrite, handleUserCreate(svc, log)), true),
 		r(http.MethodGet, "/api/v1/users", auth.ScopeUsersRead, handleUserList(svc, log, pages, opts.cursors)),
 		r(http.MethodGet, "/api/v1/users/search", auth.ScopeUsersRead, handleUserSearch(svc, log, pages)),
+		r(http.MethodPost, ImportPath, auth.ScopeUsersImport, handleUserImport(svc, log)),
 		r(http.MethodPost, "/api/v1/users/lookup", auth.ScopeUsersPII, handleUserLookup(svc, log)),
 		r(http.MethodGet, "/api/v1/users/:id", auth.ScopeUsersRead, handleUserGet(svc, log)),
 		write(r(http.MethodPut, "/api/v1/users/:id", auth.ScopeUsersWrite, handleUserUpdate(svc, log)), false),

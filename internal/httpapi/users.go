@@ -77,14 +77,7 @@ func handleUserCreate(svc *users.Service, log *slog.Logger) gin.HandlerFunc {
 			return
 		}
 		f := newFields(obj, createPolicy)
-		empty := ""
-		in := users.CreateFields{
-			Name: f.str("name", nil), Email: f.str("email", nil),
-			PrimaryMobile: f.str("primary_mobile", nil), SecondaryMobile: f.str("secondary_mobile", &empty),
-			DateOfBirth: f.str("date_of_birth", nil), PlaceOfBirth: f.str("place_of_birth", nil),
-			Aadhaar: f.str("aadhaar", nil), PAN: f.str("pan", nil),
-			CurrentAddress: f.str("current_address", nil), PermanentAddress: f.str("permanent_address", nil),
-		}
+		in := f.createFields()
 		// idempotency_key (the description's body form of Idempotency-Key) is honoured by the
 		// idempotent middleware; here it is only checked. null means none.
 		if !f.isNull("idempotency_key") {

@@ -60,6 +60,9 @@ func (s *Service) PageFallbacks() int64 { return s.pageFallbacks.Load() }
 // SearchCacheBytes bounds the memory of a replica's search cache.
 const SearchCacheBytes = 32 << 20
 
+// Stores returns the main database and the vault, for bulk work beside the use cases (the import).
+func (s *Service) Stores() (*sql.DB, *vault.Vault) { return s.db, s.vault }
+
 // Now returns the service clock's current time; validation of ages uses it too.
 func (s *Service) Now() time.Time { return s.now() }
 
