@@ -75,7 +75,7 @@ type Options struct {
 // then decided (result).
 type item struct {
 	line   int
-	raw    []byte             // an NDJSON line
+	raw    []byte              // an NDJSON line
 	fields *users.CreateFields // a CSV record
 	nu     users.NewUser
 	result *Result // set once decided

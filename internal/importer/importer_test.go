@@ -110,8 +110,8 @@ func TestImport(t *testing.T) {
 		want[len(lines)], valid[len(lines)] = importer.Created, p
 	}
 	add := func(status string, o any) { lines = append(lines, o); want[len(lines)] = status }
-	add(importer.Invalid, `{"name": "broken`)                                    // not JSON
-	add(importer.Invalid, `[1, 2]`)                                              // not an object
+	add(importer.Invalid, `{"name": "broken`) // not JSON
+	add(importer.Invalid, `[1, 2]`)           // not an object
 	bad := person(1000)
 	bad["aadhaar"] = "1234 5678 9012" // fails Verhoeff
 	add(importer.Invalid, bad)
@@ -120,7 +120,7 @@ func TestImport(t *testing.T) {
 		unknown[k] = v
 	}
 	add(importer.Invalid, unknown)
-	add(importer.Exists, valid[3])                       // the same person again, later in the file
+	add(importer.Exists, valid[3]) // the same person again, later in the file
 	sameEmail := person(1002)
 	sameEmail["email"] = before["email"]
 	add(importer.Exists, sameEmail) // the email of a user already there
