@@ -90,6 +90,13 @@ bench: build
 	$(GO) build -o bin/usersvc-bench ./cmd/usersvc-bench
 	deploy/bench.sh
 
+## bench-import: `usersvc import` of IMPORT_USERS (1,000,000) generated valid users into a new,
+## empty database (usersvc_import_bench, dropped first): the import's rate (docs/performance.md)
+IMPORT_USERS ?= 1000000
+bench-import: build
+	$(GO) build -o bin/usersvc-bench ./cmd/usersvc-bench
+	deploy/bench-import.sh $(IMPORT_USERS)
+
 ## readme-check: run the README's curl examples against a fresh database and the real binary
 readme-check: build
 	.ci/readme-examples

@@ -3,7 +3,9 @@
 package benchtool
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +30,8 @@ const usage = `usersvc-bench: the tools that measure usersvc
 Usage:
   usersvc-bench seed --count N [--workers <cores>] [--batch 16384]
                                        bulk-load N valid users (DATABASE_URL, the vault keys)
+  usersvc-bench import-file --count N --out FILE
+                                       write N valid users as an NDJSON import file (make bench-import)
   usersvc-bench bench [--url URL] [--key KEY] [--concurrency 16] [--duration 10s] [--out FILE]
                                        load-test a running service against the database's own limit
 `
@@ -43,6 +47,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
+	case "import-file":
+		return runImportFile(rest, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -161,4 +167,47 @@ func replaceBetween(path, start, end, content string) error {
 		return fmt.Errorf("%s has no %s ... %s markers", path, start, end)
 	}
 	return os.WriteFile(path, []byte(s[:i+len(start)]+"\n"+content+s[j:]), 0o644)
+}
+
+// runImportFile: `usersvc-bench import-file` writes an NDJSON file of valid, distinct users (the
+// seed's people) for measuring `usersvc import`.
+func runImportFile(args []string, stderr io.Writer) error {
+	fs := newFlagSet("import-file", stderr)
+	count := fs.Int("count", 1_000_000, "lines")
+	out := fs.String("out", "", "the file to write")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || *count < 1 {
+		return errors.New("usage: usersvc-bench import-file --count N --out FILE")
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	now := time.Now()
+	tag := "i" + strconv.FormatInt(now.Unix()%100000, 36)
+	enc := json.NewEncoder(w)
+	for k, n := uint64(1), 0; n < *count; k++ {
+		p, ok := seed.Person(k, tag, now)
+		if !ok {
+			continue
+		}
+		if err := enc.Encode(map[string]string{
+			"name": p.Name, "email": p.Email.Display(), "primary_mobile": p.PrimaryMobile,
+			"date_of_birth": p.DateOfBirth.Format(time.DateOnly), "place_of_birth": p.PlaceOfBirth,
+			"aadhaar": p.Aadhaar.Digits(), "pan": p.PAN.Value(), "current_address": p.CurrentAddress,
+			"permanent_address": p.PermanentAddress,
+		}); err != nil {
+			return err
+		}
+		n++
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "wrote %d users to %s\n", *count, *out)
+	return f.Close()
 }
