@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/usersvc/usersvc/internal/httpapi/apidocs"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/testdb"
 	"github.com/usersvc/usersvc/internal/users"
@@ -293,6 +295,27 @@ func TestThreeRelaysPublishEachEventOnce(t *testing.T) {
 		}
 	}
 	scanForPII(t, f, rdb, stream)
+	checkSchema(t, rdb, stream)
+}
+
+// checkSchema checks the stream's entries against the ChangeEvent component of the OpenAPI
+// document, which documents them for consumers.
+func checkSchema(t *testing.T, rdb redis.UniversalClient, stream string) {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(apidocs.YAML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := doc.Components.Schemas["ChangeEvent"].Value
+	_, msgs := readStream(t, rdb, stream)
+	for _, m := range msgs {
+		if len(m.Values) != len(schema.Properties) || len(schema.Required) != len(schema.Properties) {
+			t.Fatalf("entry %s has %d fields, the document %d", m.ID, len(m.Values), len(schema.Properties))
+		}
+		if err := schema.VisitJSON(m.Values); err != nil {
+			t.Fatalf("entry %s does not match the document's ChangeEvent: %v", m.ID, err)
+		}
+	}
 }
 
 func typesByAction(a string) string { return types[a] }
