@@ -183,6 +183,9 @@ func (f *fixture) changeIDs() []uint64 {
 		}
 		ids = append(ids, id)
 	}
+	if err := rows.Err(); err != nil {
+		f.t.Fatal(err)
+	}
 	return ids
 }
 

@@ -21,10 +21,10 @@ func Tail(ctx context.Context, rdb redis.UniversalClient, stream, from string, c
 		if errors.Is(err, redis.Nil) {
 			continue // nothing new within the block time
 		}
+		if err != nil && ctx.Err() != nil {
+			return nil //nolint:nilerr // interrupted (Ctrl-C): the normal end of a tail
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return err
 		}
 		for _, s := range res {

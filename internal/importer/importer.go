@@ -161,7 +161,7 @@ func Run(ctx context.Context, svc *users.Service, r io.Reader, o Options) (Summa
 		case c := <-done:
 			pending[c.seq] = c
 		case err := <-errc:
-			if err == errEOF {
+			if errors.Is(err, errEOF) {
 				readerDone = true
 				continue
 			}

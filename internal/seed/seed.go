@@ -101,10 +101,6 @@ func Person(k uint64, tag string, now time.Time) (nu users.NewUser, ok bool) {
 		Aadhaar: a, PAN: p, CurrentAddress: addr, PermanentAddress: addr}, true
 }
 
-// perStatement is the users in one INSERT: 4,000 x 16 columns stays under MySQL's 65,535
-// placeholders per statement.
-const perStatement = 4000
-
 // seedSpan is how far back seeded users were created: a million users over 30 days is about
 // 23 registrations a minute (fewer minute rows in user_time_counts keep the load fast).
 const seedSpan = 30 * 24 * time.Hour
