@@ -32,7 +32,7 @@ func OpenForTools(ctx context.Context, getenv func(string) string) (config.Confi
 	if err != nil {
 		return cfg, nil, nil, nil, err
 	}
-	v, vdb, err := openVault(ctx, cfg)
+	v, vdb, err := openVault(ctx, cfg, nil)
 	if err != nil {
 		db.Close()
 		return cfg, nil, nil, nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"github.com/usersvc/usersvc/internal/redisx"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
+	"github.com/usersvc/usersvc/internal/tracing"
 	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/internal/vault"
 )
@@ -60,10 +62,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.LogHashSecretGenerated {
 		log.Warn("LOG_HASH_SECRET is not set: using a random key, so log tokens will not match across restarts or replicas")
 	}
-	db, err := mysqldb.Open(ctx, cfg.DB, mysqldb.PoolConfig{
+	tokens := logx.NewTokenizer(cfg.LogHashSecret)
+	tr, err := tracing.FromEnv(ctx, getenv, versionString(), tokens.Token)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tr.Shutdown(flushCtx)
+	}()
+	pool := mysqldb.PoolConfig{
 		MaxOpen: cfg.DBMaxOpenConns, MaxIdle: cfg.DBMaxIdleConns,
-		MaxLifetime: cfg.DBConnMaxLifetime, MaxIdleTime: cfg.DBConnMaxIdleTime,
-	})
+		MaxLifetime: cfg.DBConnMaxLifetime, MaxIdleTime: cfg.DBConnMaxIdleTime, OpenDB: tr.OpenDB,
+	}
+	db, err := mysqldb.Open(ctx, cfg.DB, pool)
 	if err != nil {
 		return err
 	}
@@ -71,17 +84,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	var readDB *sql.DB
 	if cfg.ReadDB != nil {
-		if readDB, err = mysqldb.Open(ctx, cfg.ReadDB, mysqldb.PoolConfig{
-			MaxOpen: cfg.DBMaxOpenConns, MaxIdle: cfg.DBMaxIdleConns,
-			MaxLifetime: cfg.DBConnMaxLifetime, MaxIdleTime: cfg.DBConnMaxIdleTime,
-		}); err != nil {
+		if readDB, err = mysqldb.Open(ctx, cfg.ReadDB, pool); err != nil {
 			return fmt.Errorf("read replica: %w", err)
 		}
 		defer readDB.Close()
 	}
 
 	redisx.SetLogger(log)
-	v, vdb, err := openVault(ctx, cfg)
+	v, vdb, err := openVault(ctx, cfg, tr.OpenDB)
 	if err != nil {
 		return err
 	}
@@ -94,6 +104,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer rdb.Close()
+	if err := tr.InstrumentRedis(rdb); err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
 	if err := redisx.Ping(ctx, rdb); err != nil {
 		// Not fatal: requests without an Idempotency-Key keep working, and Redis may come back.
 		log.Warn("redis is not answering; idempotency keys get 503 and rate limiting follows RATE_LIMIT_ON_REDIS_ERROR until it does", "error", err.Error())
@@ -117,7 +130,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			}
 			return checks
 		},
-		Logger: log, Tokens: logx.NewTokenizer(cfg.LogHashSecret),
+		Logger: log, Tokens: tokens, Tracing: tr.Middleware(),
 		DefaultPageSize: cfg.DefaultPageSize, MaxPageSize: cfg.MaxPageSize,
 		AllowedOrigins: cfg.AllowedOrigins, RequestTimeout: cfg.RequestTimeout,
 		TrustedProxies: cfg.TrustedProxies, CursorKey: cfg.Keys.DerivedKey("list cursors"),
@@ -227,12 +240,13 @@ func forgetStored(idem *idempotency.Store) func(context.Context, string) error {
 
 // openVault returns the vault, and its own database pool when VAULT_DATABASE_URL is set (nil
 // when the vault shares the main database).
-func openVault(ctx context.Context, cfg config.Config) (*vault.Vault, *sql.DB, error) {
+func openVault(ctx context.Context, cfg config.Config, open func(driver.Connector) *sql.DB) (*vault.Vault, *sql.DB, error) {
 	if cfg.VaultDB == nil {
 		return vault.New(cfg.Keys, nil), nil, nil
 	}
 	vdb, err := mysqldb.Open(ctx, cfg.VaultDB, mysqldb.PoolConfig{
 		MaxOpen: cfg.DBMaxOpenConns, MaxIdle: cfg.DBMaxIdleConns, MaxLifetime: cfg.DBConnMaxLifetime, MaxIdleTime: cfg.DBConnMaxIdleTime,
+		OpenDB: open,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("vault database: %w", err)

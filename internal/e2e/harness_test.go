@@ -72,6 +72,7 @@ var bearer string
 // and check the database directly.
 var lastFleet struct {
 	cmds []*exec.Cmd
+	outs []*testdb.Output // each replica's log
 	db   *mysql.Config
 }
 
@@ -94,7 +95,7 @@ func fleet(t *testing.T, n int, env map[string]string) []string {
 	bearer = "Bearer " + strings.TrimSpace(string(key))
 	encKeys, bidxKey := "e2e1:"+vault.NewKeyMaterial(), vault.NewKeyMaterial() // shared by the replicas
 	var bases []string
-	lastFleet.cmds, lastFleet.db = nil, cfg
+	lastFleet.cmds, lastFleet.outs, lastFleet.db = nil, nil, cfg
 	for i := 0; i < n; i++ {
 		port := freePort(t)
 		cmd := exec.Command(binary, "serve")
@@ -104,7 +105,7 @@ func fleet(t *testing.T, n int, env map[string]string) []string {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 		out := process(t, fmt.Sprintf("replica %d", i), cmd)
-		lastFleet.cmds = append(lastFleet.cmds, cmd)
+		lastFleet.cmds, lastFleet.outs = append(lastFleet.cmds, cmd), append(lastFleet.outs, out)
 		t.Cleanup(func() { checkLogs(t, out) }) // runs before the process is stopped: logs so far
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
 		waitHTTP(t, base+"/healthz")

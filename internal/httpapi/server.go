@@ -34,6 +34,9 @@ type Options struct {
 	DefaultPageSize int
 	MaxPageSize     int
 	AllowedOrigins  []string
+	// Tracing, when set, starts each request's server span (internal/tracing); nil when tracing
+	// is off.
+	Tracing gin.HandlerFunc
 	// RequestTimeout bounds the work of one request, database included.
 	RequestTimeout time.Duration
 	// TrustedProxies are CIDRs of load balancers whose X-Forwarded-For is read (right to left,
@@ -98,10 +101,11 @@ func NewServer(opts Options, svc *users.Service) http.Handler {
 	if err := r.SetTrustedProxies(opts.TrustedProxies); err != nil {
 		panic(fmt.Sprintf("httpapi: trusted proxies: %v", err))
 	}
+	r.Use(instrument(opts.Metrics), securityHeaders(), withRequestID())
+	if opts.Tracing != nil {
+		r.Use(opts.Tracing) // before the access log, whose line then carries the trace id
+	}
 	r.Use(
-		instrument(opts.Metrics),
-		securityHeaders(),
-		withRequestID(),
 		accessLog(opts.Logger, opts.Tokens),
 		recovery(opts.Logger),
 		cors(opts.AllowedOrigins),

@@ -16,6 +16,9 @@ type PoolConfig struct {
 	MaxIdle     int
 	MaxLifetime time.Duration
 	MaxIdleTime time.Duration
+	// OpenDB, when set, opens the pool from the connector instead of sql.OpenDB (tracing wraps
+	// the driver there).
+	OpenDB func(driver.Connector) *sql.DB
 }
 
 // Open opens a pool for cfg and checks that the server answers.
@@ -24,7 +27,11 @@ func Open(ctx context.Context, cfg *mysql.Config, pool PoolConfig) (*sql.DB, err
 	if err != nil {
 		return nil, fmt.Errorf("mysql config: %w", err)
 	}
-	db := sql.OpenDB(snapshotSessions{connector})
+	open := pool.OpenDB
+	if open == nil {
+		open = sql.OpenDB
+	}
+	db := open(snapshotSessions{connector})
 	db.SetMaxOpenConns(pool.MaxOpen)
 	db.SetMaxIdleConns(pool.MaxIdle)
 	db.SetConnMaxLifetime(pool.MaxLifetime)

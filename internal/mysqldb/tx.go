@@ -8,6 +8,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 )
 
@@ -18,13 +21,19 @@ const MaxAttempts = 3
 // fails, when ctx is cancelled, or when commit fails, and the commit error is returned. A
 // deadlock (1213) or lock-wait timeout (1205) reruns the whole unit, at most MaxAttempts times.
 // fn must not have side effects outside the transaction, since it may run more than once.
-func InTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q *sqlcgen.Queries) error) error {
-	return InRawTx(ctx, db, opts, func(tx *sql.Tx) error { return fn(sqlcgen.New(tx)) })
+//
+// fn gets the transaction's context: its statements and spans are children of the transaction's
+// span when the request is traced (internal/tracing).
+func InTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(ctx context.Context, q *sqlcgen.Queries) error) error {
+	return InRawTx(ctx, db, opts, func(ctx context.Context, tx *sql.Tx) error { return fn(ctx, sqlcgen.New(tx)) })
 }
+
+// tracer names the transaction spans (a no-op until tracing is set up, internal/tracing).
+var tracer = otel.Tracer("github.com/usersvc/usersvc/internal/mysqldb")
 
 // InRawTx is InTx for the few callers that run statements sqlc cannot express (bulk loading):
 // the same transaction handling and retry, with the *sql.Tx itself.
-func InRawTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+func InRawTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = runOnce(ctx, db, opts, fn)
@@ -41,7 +50,14 @@ func InRawTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *s
 	}
 }
 
-func runOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
+func runOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
+	ctx, span := tracer.Start(ctx, "tx")
+	defer func() {
+		if err != nil {
+			span.SetAttributes(attribute.Bool("usersvc.tx.rolled_back", true))
+		}
+		span.End()
+	}()
 	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return Translate(fmt.Errorf("begin transaction: %w", err))
@@ -53,7 +69,7 @@ func runOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *s
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(tx); err != nil {
+	if err = fn(ctx, tx); err != nil {
 		return Translate(err)
 	}
 	if err = tx.Commit(); err != nil {

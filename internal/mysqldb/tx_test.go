@@ -67,14 +67,14 @@ func TestInTxCommitsAndRollsBack(t *testing.T) {
 	db := openDB(t)
 	ctx := context.Background()
 	var kept, dropped string
-	if err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) (err error) {
+	if err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) (err error) {
 		kept, err = insertUser(ctx, q)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) (err error) {
+	err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) (err error) {
 		if dropped, err = insertUser(ctx, q); err != nil {
 			return err
 		}
@@ -93,7 +93,7 @@ func TestInTxCancelledBeforeCommitRollsBack(t *testing.T) {
 	db := openDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var id string
-	err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) (err error) {
+	err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) (err error) {
 		id, err = insertUser(ctx, q)
 		cancel() // the client went away after the write, before the commit
 		return err
@@ -110,7 +110,7 @@ func TestInTxCancelledBeforeCommitRollsBack(t *testing.T) {
 func TestInTxRetryIsBounded(t *testing.T) {
 	db := openDB(t)
 	calls := 0
-	err := mysqldb.InTx(context.Background(), db, mysqldb.ReadCommitted, func(*sqlcgen.Queries) error {
+	err := mysqldb.InTx(context.Background(), db, mysqldb.ReadCommitted, func(context.Context, *sqlcgen.Queries) error {
 		calls++
 		return &mysql.MySQLError{Number: 1213, Message: "Deadlock found"}
 	})
@@ -118,7 +118,7 @@ func TestInTxRetryIsBounded(t *testing.T) {
 		t.Fatalf("calls=%d err=%v", calls, err)
 	}
 	calls = 0
-	err = mysqldb.InTx(context.Background(), db, mysqldb.ReadCommitted, func(*sqlcgen.Queries) error {
+	err = mysqldb.InTx(context.Background(), db, mysqldb.ReadCommitted, func(context.Context, *sqlcgen.Queries) error {
 		calls++
 		if calls == 1 {
 			return &mysql.MySQLError{Number: 1205, Message: "Lock wait timeout exceeded"}
@@ -136,7 +136,7 @@ func TestInTxSurvivesRealDeadlock(t *testing.T) {
 	db := openDB(t)
 	ctx := context.Background()
 	var a, b string
-	if err := mysqldb.InTx(ctx, db, nil, func(q *sqlcgen.Queries) (err error) {
+	if err := mysqldb.InTx(ctx, db, nil, func(ctx context.Context, q *sqlcgen.Queries) (err error) {
 		if a, err = insertUser(ctx, q); err != nil {
 			return err
 		}
@@ -153,7 +153,7 @@ func TestInTxSurvivesRealDeadlock(t *testing.T) {
 	barrier.Add(2)
 	lockBoth := func(first, second string) error {
 		try := 0
-		return mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+		return mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) error {
 			attempts.Add(1)
 			try++
 			if _, err := q.LockUser(ctx, first); err != nil {
@@ -208,9 +208,9 @@ func TestReadSnapshotIsRepeatableRead(t *testing.T) {
 		}
 		return n
 	}
-	err = mysqldb.InTx(ctx, db, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+	err = mysqldb.InTx(ctx, db, mysqldb.ReadSnapshot, func(ctx context.Context, q *sqlcgen.Queries) error {
 		before := count(q)
-		if err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(w *sqlcgen.Queries) error {
+		if err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, w *sqlcgen.Queries) error {
 			_, err := insertUser(ctx, w)
 			return err
 		}); err != nil {
@@ -224,9 +224,9 @@ func TestReadSnapshotIsRepeatableRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+	err = mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) error {
 		before := count(q)
-		if err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(w *sqlcgen.Queries) error {
+		if err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, w *sqlcgen.Queries) error {
 			_, err := insertUser(ctx, w)
 			return err
 		}); err != nil {

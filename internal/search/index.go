@@ -256,7 +256,7 @@ func Compact(ctx context.Context, db *sql.DB) (int, error) {
 	total := 0
 	for {
 		n := 0
-		err := mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+		err := mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, tx *sql.Tx) error {
 			q := sqlcgen.New(tx)
 			rows, err := q.LockSearchDirty(ctx, CompactChunk)
 			if err != nil || len(rows) == 0 {
@@ -295,7 +295,7 @@ func Compact(ctx context.Context, db *sql.DB) (int, error) {
 func drainLegacyQueue(ctx context.Context, db *sql.DB) error {
 	for {
 		n := 0
-		err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+		err := mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) error {
 			seqs, err := q.LockLegacySearchPending(ctx, CompactChunk)
 			if n = len(seqs); err != nil || n == 0 {
 				return err
@@ -357,7 +357,7 @@ func Rebuild(ctx context.Context, db *sql.DB, out io.Writer) (int, error) {
 func build(ctx context.Context, db *sql.DB, out io.Writer, clear bool) (int, error) {
 	const batch = 4096
 	total := 0
-	err := mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+	err := mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, tx *sql.Tx) error {
 		q := sqlcgen.New(tx)
 		if clear {
 			if err := q.ClearSearchSegments(ctx); err != nil {

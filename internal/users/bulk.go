@@ -104,7 +104,7 @@ func CreateBulk(ctx context.Context, db *sql.DB, v *vault.Vault, batch []BulkUse
 			return err
 		}
 	}
-	return mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(tx *sql.Tx) error {
+	return mysqldb.InRawTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, tx *sql.Tx) error {
 		q := sqlcgen.New(tx)
 		if v.Shared() {
 			if err := v.InsertMany(ctx, tx, sealed); err != nil {

@@ -49,7 +49,7 @@ func bucketStart(bucket uint32, unit uint8) time.Time {
 // in), so that writers wait and nothing is counted twice or missed.
 func RecountLiveUsers(ctx context.Context, db *sql.DB) (int64, error) {
 	var n int64
-	err := mysqldb.InTx(ctx, db, &sql.TxOptions{Isolation: sql.LevelRepeatableRead}, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, db, &sql.TxOptions{Isolation: sql.LevelRepeatableRead}, func(ctx context.Context, q *sqlcgen.Queries) error {
 		if _, err := q.LockUserTimeCounts(ctx); err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func (s *Service) Erase(ctx context.Context, c Caller, id, reason string) (Erasu
 		}
 	}
 	var out Erasure
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) error {
 		row, err := lockUser(ctx, q, id)
 		if err != nil {
 			return err

@@ -23,7 +23,7 @@ type Export struct {
 // in the audit trail like any full read (action pii_export), in the same transaction.
 func (s *Service) Export(ctx context.Context, c Caller, id string) (Export, error) {
 	var out Export
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) error {
 		row, err := q.GetUser(ctx, id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound

@@ -35,7 +35,7 @@ func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 		}
 		return out, mysqldb.Translate(err)
 	}
-	err = mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+	err = mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(ctx context.Context, q *sqlcgen.Queries) error {
 		ids, err := s.listFromDay(ctx, q, off, p.Size)
 		if err != nil {
 			return err
@@ -197,7 +197,7 @@ func (s *Service) Search(ctx context.Context, text string, p Page) (PageOf[User]
 	if !ok || p.Offset() > math.MaxInt32 {
 		return out, nil
 	}
-	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(ctx context.Context, q *sqlcgen.Queries) error {
 		res, err := search.Find(ctx, q, s.searchCache, query, int(p.Offset()), p.Size)
 		if err != nil {
 			return err

@@ -21,7 +21,7 @@ func (s *Service) BackfillMasks(ctx context.Context, batch int) (int, error) {
 			return filled, mysqldb.Translate(err)
 		}
 		got := 0
-		err = mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+		err = mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) error {
 			got = 0 // the unit may run again after a deadlock
 			for _, r := range rows {
 				m, err := s.vault.Reveal(ctx, q, r.AadhaarRef.String, r.PanRef.String)

@@ -27,7 +27,7 @@ func (s *Service) Get(ctx context.Context, c Caller, id string, pii bool) (User,
 		return u, nil
 	}
 	var out User
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) error {
 		var err error
 		out, err = s.readBack(ctx, q, id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -86,7 +86,7 @@ func (s *Service) Erased(ctx context.Context, id string) (bool, error) {
 // History returns a user's audit trail, newest first. Soft-deleted users have one too.
 func (s *Service) History(ctx context.Context, id string, p Page) (PageOf[AuditEntry], error) {
 	var out PageOf[AuditEntry]
-	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.read, mysqldb.ReadSnapshot, func(ctx context.Context, q *sqlcgen.Queries) error {
 		if _, err := q.GetUserState(ctx, id); errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		} else if err != nil {

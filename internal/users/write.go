@@ -67,7 +67,7 @@ type step func(ctx context.Context, q *sqlcgen.Queries, row sqlcgen.User, w *txW
 // or, without readBack, only its id and new version.
 func (s *Service) write(ctx context.Context, c Caller, u unit, fn step) (User, error) {
 	var out User
-	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(q *sqlcgen.Queries) error {
+	err := mysqldb.InTx(ctx, s.db, mysqldb.ReadCommitted, func(ctx context.Context, q *sqlcgen.Queries) error {
 		w := &txWrite{now: s.now().UTC(), version: uuid.NewString(), id: u.id, action: u.action}
 		if err := recordIdempotency(ctx, q, c, w.id, u.action, w.now); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
 
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
@@ -43,6 +44,10 @@ func (v *Vault) on(q *sqlcgen.Queries) *sqlcgen.Queries {
 	return sqlcgen.New(v.db)
 }
 
+// tracer names the spans around the vault (no-ops until tracing is set up, internal/tracing).
+// They carry no attribute: never a value, a ref or a blind index.
+var tracer = otel.Tracer("github.com/usersvc/usersvc/internal/vault")
+
 func aad(kind, ref string) []byte { return []byte(kind + ":" + ref) }
 
 // Store returns the ref of value, creating its encrypted entry when the value is new. One entry
@@ -68,6 +73,8 @@ func (v *Vault) Store(ctx context.Context, q *sqlcgen.Queries, kind, value strin
 // StorePair stores a person's Aadhaar and PAN and returns their refs: a new person's both
 // entries in one statement, else (a value is already in the vault) one by one, as Store.
 func (v *Vault) StorePair(ctx context.Context, q *sqlcgen.Queries, aadhaar, pan string) (aRef, pRef string, err error) {
+	ctx, span := tracer.Start(ctx, "vault.store_pair")
+	defer span.End()
 	a, p := v.Seal(KindAadhaar, aadhaar), v.Seal(KindPAN, pan)
 	err = v.on(q).InsertVaultEntryPair(ctx, sqlcgen.InsertVaultEntryPairParams{
 		ARef: a.Ref, ABlindIndex: a.BlindIndex, AKeyID: a.KeyID, ACiphertext: a.Ciphertext,
@@ -88,6 +95,8 @@ func (v *Vault) StorePair(ctx context.Context, q *sqlcgen.Queries, aadhaar, pan 
 
 // Find returns the ref of value, or "" when the vault does not hold it.
 func (v *Vault) Find(ctx context.Context, q *sqlcgen.Queries, kind, value string) (string, error) {
+	ctx, span := tracer.Start(ctx, "vault.find")
+	defer span.End()
 	ref, err := v.on(q).GetVaultRefByIndex(ctx, sqlcgen.GetVaultRefByIndexParams{Kind: kind, BlindIndex: v.keys.BlindIndex(kind, value)})
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
@@ -97,6 +106,8 @@ func (v *Vault) Find(ctx context.Context, q *sqlcgen.Queries, kind, value string
 
 // Reveal decrypts the entries of refs ("" refs are skipped) and returns them by ref.
 func (v *Vault) Reveal(ctx context.Context, q *sqlcgen.Queries, refs ...string) (map[string]string, error) {
+	ctx, span := tracer.Start(ctx, "vault.reveal")
+	defer span.End()
 	var want []string
 	for _, r := range refs {
 		if r != "" {
@@ -123,6 +134,8 @@ func (v *Vault) Reveal(ctx context.Context, q *sqlcgen.Queries, refs ...string) 
 
 // Delete removes entries for good ("" refs are skipped).
 func (v *Vault) Delete(ctx context.Context, q *sqlcgen.Queries, refs ...string) error {
+	ctx, span := tracer.Start(ctx, "vault.delete")
+	defer span.End()
 	var del []string
 	for _, r := range refs {
 		if r != "" {
@@ -158,7 +171,7 @@ func Rotate(ctx context.Context, db *sql.DB, keys *Keyring, batch int, progress 
 			break
 		}
 		var batchDone, batchBad int64
-		err = mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(tq *sqlcgen.Queries) error {
+		err = mysqldb.InTx(ctx, db, mysqldb.ReadCommitted, func(ctx context.Context, tq *sqlcgen.Queries) error {
 			batchDone, batchBad = 0, 0 // the unit may rerun
 			for _, r := range rows {
 				pt, derr := keys.Decrypt(r.Ciphertext, aad(r.Kind, r.Ref))
@@ -209,6 +222,8 @@ const (
 // is shared, else in the vault's own database. A value already held fails the statement with the
 // database's duplicate-key error.
 func (v *Vault) InsertMany(ctx context.Context, tx sqlcgen.DBTX, sealed []Sealed) error {
+	ctx, span := tracer.Start(ctx, "vault.insert_many")
+	defer span.End()
 	var db sqlcgen.DBTX = v.db
 	if v.db == nil {
 		db = tx
@@ -230,6 +245,8 @@ func (v *Vault) InsertMany(ctx context.Context, tx sqlcgen.DBTX, sealed []Sealed
 // Taken returns which of the values of one kind the vault holds already (by blind index): a
 // value held belongs to a user, live or soft-deleted.
 func (v *Vault) Taken(ctx context.Context, q *sqlcgen.Queries, kind string, values []string) (map[string]bool, error) {
+	ctx, span := tracer.Start(ctx, "vault.taken")
+	defer span.End()
 	byIndex := make(map[string]string, len(values))
 	idx := make([][]byte, len(values))
 	for i, val := range values {
