@@ -51,14 +51,22 @@ lint:
 	$(GO) vet ./...
 	$(GOLANGCI) run ./...
 
-## generate: regenerate internal/sqlcgen from schema/ and queries/
+## generate: regenerate internal/sqlcgen from schema/ and queries/, and the typed client
+## (client/client.gen.go) from the OpenAPI document
+OAPI := $(GO) tool -modfile=tools/oapi/go.mod oapi-codegen
+SPEC := internal/httpapi/apidocs/openapi.yaml
 generate:
 	$(SQLC) generate
+	$(OAPI) -config client/oapi-codegen.yaml $(SPEC)
 
-## check-generated: fail when generated code drifts from its SQL, and run sqlc's vet rules
+## check-generated: fail when generated code drifts from its SQL or the OpenAPI document, and run
+## sqlc's vet rules
 check-generated:
 	$(SQLC) diff
 	$(SQLC) vet
+	tmp=$$(mktemp -d) && sed "s#^output:.*#output: $$tmp/client.gen.go#" client/oapi-codegen.yaml >$$tmp/cfg.yaml && \
+	  $(OAPI) -config $$tmp/cfg.yaml $(SPEC) && \
+	  { diff -u client/client.gen.go $$tmp/client.gen.go >/dev/null || { echo "client/client.gen.go drifted from $(SPEC): run make generate"; rm -rf $$tmp; exit 1; }; } && rm -rf $$tmp
 
 ## cluster: three replicas + nginx on 127.0.0.1:8080 (needs nginx: apt-get install nginx-light)
 cluster: build
