@@ -5,15 +5,12 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
 	"sort"
@@ -25,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/usersvc/usersvc/client"
 	"github.com/usersvc/usersvc/internal/seed"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 	"github.com/usersvc/usersvc/internal/users"
@@ -123,7 +121,7 @@ func round(d time.Duration) string {
 
 // Run measures every endpoint and the raw baselines.
 func Run(ctx context.Context, o Options) ([]Row, int64, error) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Concurrency * 2}}
+	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Concurrency * 2}}
 	q := sqlcgen.New(o.DB)
 	ids, err := sampleIDs(ctx, o.DB, 20000)
 	if err != nil {
@@ -137,30 +135,32 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		return nil, 0, err
 	}
 	selective, _, _ := strings.Cut(email, "@")
-	call := func(ctx context.Context, method, path string, body []byte, want int) error {
-		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, o.URL+path, rd)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+o.Key)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
-		}
-		return nil
+	// Every endpoint is called through the typed client (package client, generated from the OpenAPI
+	// document), without its retry layer: each request is measured once, and no create gets an
+	// Idempotency-Key. Bodies are read and dropped, not decoded, as a load generator should.
+	api, err := client.NewClient(o.URL, client.WithHTTPClient(httpClient), client.WithRequestEditorFn(
+		func(_ context.Context, req *http.Request) error {
+			req.Header.Set("Authorization", "Bearer "+o.Key)
+			return nil
+		}))
+	if err != nil {
+		return nil, 0, err
 	}
+	expect := func(want int) func(*http.Response, error) error {
+		return func(resp *http.Response, err error) error {
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				return fmt.Errorf("%s %s: %d", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode)
+			}
+			return nil
+		}
+	}
+	is200, is201 := expect(http.StatusOK), expect(http.StatusCreated)
+	page := func(n string) *client.ListUsersParams { return &client.ListUsersParams{Page: &n} }
 	tag := "b" + strings.ToLower(uuid.NewString()[:6])
 	var cand atomic.Uint64
 	start, err := freshCandidates(ctx, o.DB, tag)
@@ -169,13 +169,12 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 	}
 	cand.Store(start)
 	now := time.Now()
-	newBody := func() []byte {
+	newUser := func() client.UserCreate {
 		for {
 			if p, ok := seed.Person(cand.Add(1), tag, now); ok {
-				b, _ := json.Marshal(map[string]string{"name": p.Name, "email": p.Email.Display(), "primary_mobile": p.PrimaryMobile,
-					"aadhaar": p.Aadhaar.Digits(), "pan": p.PAN.Value(), "date_of_birth": p.DateOfBirth.Format(time.DateOnly),
-					"place_of_birth": p.PlaceOfBirth, "current_address": p.CurrentAddress, "permanent_address": p.PermanentAddress})
-				return b
+				return client.UserCreate{Name: p.Name, Email: p.Email.Display(), PrimaryMobile: p.PrimaryMobile,
+					Aadhaar: p.Aadhaar.Digits(), Pan: p.PAN.Value(), DateOfBirth: p.DateOfBirth.Format(time.DateOnly),
+					PlaceOfBirth: p.PlaceOfBirth, CurrentAddress: p.CurrentAddress, PermanentAddress: p.PermanentAddress}
 			}
 		}
 	}
@@ -184,13 +183,13 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 		last     sync.Once
 		lastPage string
 	)
-	deepCursor, err := cursorAt(ctx, client, o, 5000)
+	deepCursor, err := cursorAt(ctx, api, 5000)
 	if err != nil {
 		return nil, 0, err
 	}
 	var deleted atomic.Int64
 	rssMax := atomic.Int64{}
-	stopRSS := watchRSS(ctx, client, o.URL, &rssMax)
+	stopRSS := watchRSS(ctx, httpClient, o.URL, &rssMax)
 	defer stopRSS()
 
 	var rows []Row
@@ -241,22 +240,23 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 	for _, e := range []ep{
 		// The HTTP floor: no database, Redis or auth. No endpoint can beat this ratio here.
 		{"GET /healthz (HTTP only)", "point", func(ctx context.Context, _ int, _ int64) error {
-			return call(ctx, "GET", "/healthz", nil, 200)
+			return is200(api.Health(ctx))
 		}},
 		{"GET /users/{id}", "point", func(ctx context.Context, _ int, _ int64) error {
-			return call(ctx, "GET", "/api/v1/users/"+pick(), nil, 200)
+			return is200(api.GetUser(ctx, pick()))
 		}},
 		{"POST /users (create)", "insert", func(ctx context.Context, _ int, _ int64) error {
-			return call(ctx, "POST", "/api/v1/users/", newBody(), 201)
+			return is201(api.CreateUser(ctx, nil, newUser()))
 		}},
 		{"PATCH /users/{id}", "insert", func(ctx context.Context, _ int, i int64) error {
-			return call(ctx, "PATCH", "/api/v1/users/"+pick(), []byte(`{"current_address":"`+strconv.FormatInt(i, 10)+` Bench Road, Pune 411001"}`), 200)
+			addr := strconv.FormatInt(i, 10) + " Bench Road, Pune 411001"
+			return is200(api.PatchUser(ctx, pick(), nil, client.UserUpdate{CurrentAddress: &addr}))
 		}},
 		{"GET /users?page=1", "point", func(ctx context.Context, _ int, _ int64) error {
-			return call(ctx, "GET", "/api/v1/users/?page=1", nil, 200)
+			return is200(api.ListUsers(ctx, page("1")))
 		}},
 		{"GET /users?page=5000", "point", func(ctx context.Context, _ int, _ int64) error {
-			return call(ctx, "GET", "/api/v1/users/?page=5000", nil, 200)
+			return is200(api.ListUsers(ctx, page("5000")))
 		}},
 		{"GET /users?page=last (deepest)", "point", func(ctx context.Context, _ int, _ int64) error {
 			last.Do(func() { // once the creates above have run: the last page then
@@ -264,26 +264,26 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 				live, _ = q.CountLiveUsersMaintained(ctx)
 				lastPage = strconv.FormatInt(max(1, (live+9)/10), 10)
 			})
-			return call(ctx, "GET", "/api/v1/users/?page="+lastPage, nil, 200)
+			return is200(api.ListUsers(ctx, page(lastPage)))
 		}},
 		{"GET /users?cursor= (deep)", "point", func(ctx context.Context, _ int, _ int64) error {
-			return call(ctx, "GET", "/api/v1/users/?cursor="+deepCursor, nil, 200)
+			return is200(api.ListUsers(ctx, &client.ListUsersParams{Cursor: &deepCursor}))
 		}},
 		{"search selective q (one email)", "point", func(ctx context.Context, _ int, _ int64) error {
-			return call(ctx, "GET", "/api/v1/users/search/?q="+url.QueryEscape(selective), nil, 200)
+			return is200(api.SearchUsers(ctx, &client.SearchUsersParams{Q: selective}))
 		}},
 		{"search common q (sharma)", "point", func(ctx context.Context, _ int, _ int64) error {
-			return call(ctx, "GET", "/api/v1/users/search/?q=sharma", nil, 200)
+			return is200(api.SearchUsers(ctx, &client.SearchUsersParams{Q: "sharma"}))
 		}},
 		{"search 2-character q (ar)", "point", func(ctx context.Context, _ int, _ int64) error {
-			return call(ctx, "GET", "/api/v1/users/search/?q=ar", nil, 200)
+			return is200(api.SearchUsers(ctx, &client.SearchUsersParams{Q: "ar"}))
 		}},
 		{"DELETE /users/{id}", "insert", func(ctx context.Context, _ int, _ int64) error {
 			n := deleted.Add(1)
 			if int(n) >= len(ids) {
 				return fmt.Errorf("out of ids")
 			}
-			return call(ctx, "DELETE", "/api/v1/users/"+ids[len(ids)-int(n)], nil, 200)
+			return is200(api.DeleteUserWithBody(ctx, ids[len(ids)-int(n)], nil, "", nil))
 		}},
 	} {
 		if o.Only != "" && !strings.Contains(e.name, o.Only) {
@@ -301,22 +301,19 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 }
 
 // cursorAt returns the next_cursor after page n (10 per page).
-func cursorAt(ctx context.Context, client *http.Client, o Options, n int) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, o.URL+"/api/v1/users/?page="+strconv.Itoa(n), nil)
-	req.Header.Set("Authorization", "Bearer "+o.Key)
-	resp, err := client.Do(req)
+func cursorAt(ctx context.Context, api *client.Client, n int) (string, error) {
+	resp, err := api.ListUsers(ctx, &client.ListUsersParams{Page: ptr(strconv.Itoa(n))})
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	var page struct {
-		NextCursor string `json:"next_cursor"`
+	res, err := client.ParseListUsersResponse(resp)
+	if err != nil || res.JSON200 == nil || res.JSON200.NextCursor == nil {
+		return "", fmt.Errorf("no cursor after page %d (status %d, %v)", n, resp.StatusCode, err)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || page.NextCursor == "" {
-		return "", fmt.Errorf("no cursor after page %d (status %d)", n, resp.StatusCode)
-	}
-	return page.NextCursor, nil
+	return *res.JSON200.NextCursor, nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func sampleIDs(ctx context.Context, db *sql.DB, n int) ([]string, error) {
 	rows, err := db.QueryContext(ctx, "SELECT id FROM users WHERE is_deleted = FALSE ORDER BY id LIMIT ?", n)
