@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"database/sql"
 	"fmt"
 	"io"
@@ -307,8 +308,11 @@ func cursorAt(ctx context.Context, api *client.Client, n int) (string, error) {
 		return "", err
 	}
 	res, err := client.ParseListUsersResponse(resp)
-	if err != nil || res.JSON200 == nil || res.JSON200.NextCursor == nil {
-		return "", fmt.Errorf("no cursor after page %d (status %d, %v)", n, resp.StatusCode, err)
+	if err == nil && (res.JSON200 == nil || res.JSON200.NextCursor == nil) {
+		err = errors.New("the answer has no next_cursor")
+	}
+	if err != nil {
+		return "", fmt.Errorf("no cursor after page %d (status %d): %w", n, resp.StatusCode, err)
 	}
 	return *res.JSON200.NextCursor, nil
 }
