@@ -6,8 +6,8 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
