@@ -9,7 +9,7 @@ server=${TEST_DATABASE_URL:-mysql://root@127.0.0.1:3306/}
 export DATABASE_URL="${server%/}/usersvc_bench"
 envfile=.env.bench
 # A bench cut short leaves its scratch table (the raw insert baseline's), which migrate would refuse to drop.
-mariadb --protocol=tcp -h127.0.0.1 -uroot -e "DROP TABLE IF EXISTS usersvc_bench.bench_raw_users, usersvc_bench.bench_raw_vault, usersvc_bench.bench_raw_audit" 2>/dev/null || true
+mariadb --protocol=tcp -h127.0.0.1 -uroot -e "DROP TABLE IF EXISTS usersvc_bench.bench_raw_users, usersvc_bench.bench_raw_vault, usersvc_bench.bench_raw_audit, usersvc_bench.bench_raw_counts" 2>/dev/null || true
 ./bin/usersvc migrate >/dev/null
 ./bin/usersvc dev-init --env-file "$envfile"
 set -a; . "./$envfile"; set +a

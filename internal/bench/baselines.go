@@ -47,14 +47,14 @@ func freshCandidates(ctx context.Context, db *sql.DB, tag string) (uint64, error
 	return 0, errors.New("no start for new people whose mobiles are free: the database is nearly full of seeded mobiles")
 }
 
-// The write baselines work on scratch copies of users, pii_vault and user_audit (same columns,
-// indexes and engine; CREATE TABLE ... LIKE copies no foreign keys), in the same database, dropped
-// afterwards. Their statements are the service's own (queries/), aimed at those copies: this is the
+// The write baselines work on scratch copies of users, pii_vault, user_audit and user_time_counts
+// (same columns, indexes and engine; CREATE TABLE ... LIKE copies no foreign keys), in the same
+// database, dropped afterwards. Their statements are the service's own (queries/), aimed at those copies: this is the
 // one place where SQL is written in Go, because sqlc accessors cannot be pointed at another table
 // (see docs/database.md).
 func scratchTables(ctx context.Context, db *sql.DB) (func(), error) {
 	drop := func() {
-		for _, t := range []string{"bench_raw_users", "bench_raw_vault", "bench_raw_audit"} {
+		for _, t := range []string{"bench_raw_users", "bench_raw_vault", "bench_raw_audit", "bench_raw_counts"} {
 			_, _ = db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t)
 		}
 	}
@@ -63,6 +63,7 @@ func scratchTables(ctx context.Context, db *sql.DB) (func(), error) {
 		"CREATE TABLE bench_raw_users LIKE users",
 		"CREATE TABLE bench_raw_vault LIKE pii_vault",
 		"CREATE TABLE bench_raw_audit LIKE user_audit",
+		"CREATE TABLE bench_raw_counts LIKE user_time_counts",
 	} {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			drop()
@@ -99,8 +100,11 @@ func rawInsert(ctx context.Context, db execer, cand *atomic.Uint64, tag string, 
 }
 
 // rawWrite3 is the three-row baseline: one READ COMMITTED transaction (as the service's writes)
-// inserting a users row, one vault row and one audit row into the scratch tables.
-func rawWrite3(ctx context.Context, db *sql.DB, cand *atomic.Uint64, tag string, now time.Time) error {
+// inserting a users row, one vault row and one audit row into the scratch tables. With
+// createShape it sends a create's own statements instead: the vault's two rows in one statement
+// (InsertVaultEntryPair) and the five-row live-count upsert (AddLiveUsersAt), so that the bench
+// separates what a create's SQL costs from what the service around it costs.
+func rawWrite3(ctx context.Context, db *sql.DB, cand *atomic.Uint64, tag string, now time.Time, createShape bool) error {
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return err
@@ -110,15 +114,29 @@ func rawWrite3(ctx context.Context, db *sql.DB, cand *atomic.Uint64, tag string,
 		return err
 	}
 	t := time.Now().UTC()
-	ref := uuid.NewString()
-	blind := sha256.Sum256([]byte(ref))
-	if _, err := tx.ExecContext(ctx, `INSERT INTO bench_raw_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)`, ref, "aadhaar", blind[:], "b1", blind[:], t, t); err != nil {
+	ref, ref2 := uuid.NewString(), uuid.NewString()
+	blind, blind2 := sha256.Sum256([]byte(ref)), sha256.Sum256([]byte(ref2))
+	vault := `INSERT INTO bench_raw_vault (ref, kind, blind_index, key_id, ciphertext, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`
+	args := []any{ref, "aadhaar", blind[:], "b1", blind[:], t, t}
+	if createShape {
+		vault += ", (?, ?, ?, ?, ?, ?, ?)"
+		args = append(args, ref2, "pan", blind2[:], "b1", blind2[:], t, t)
+	}
+	if _, err := tx.ExecContext(ctx, vault, args...); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO bench_raw_audit (user_id, action, actor, request_id, changed_fields, version, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)`, ref, "create", "bench", nil, "name,email", uuid.NewString(), t); err != nil {
 		return err
+	}
+	if createShape {
+		u, slot := t.Unix(), rand.IntN(16)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO bench_raw_counts (unit, bucket, slot, live)
+VALUES (0, 0, ?, 1), (1, ?, ?, 1), (2, ?, ?, 1), (3, ?, ?, 1), (4, ?, ?, 1) ON DUPLICATE KEY UPDATE live = live + 1`,
+			slot, u/86400, slot, u/3600, slot, u/60, slot, u, slot); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }

@@ -212,9 +212,14 @@ func Run(ctx context.Context, o Options) ([]Row, int64, error) {
 	// The least any design of this service must write for a create: the users row, one vault row
 	// and one audit row, in one transaction, through the same driver.
 	write3 := measure(ctx, o, "raw: users + vault + audit rows in one tx", func(ctx context.Context, _ int, _ int64) error {
-		return rawWrite3(ctx, o.DB, &cand, tag, now)
+		return rawWrite3(ctx, o.DB, &cand, tag, now, false)
 	})
-	rows = append(rows, point, insert, write3)
+	// A create's own statements, without the service: what the SQL of this design costs.
+	shape := measure(ctx, o, "raw: a create's statements in one tx", func(ctx context.Context, _ int, _ int64) error {
+		return rawWrite3(ctx, o.DB, &cand, tag, now, true)
+	})
+	shape.Baseline, shape.Ratio = write3.Name, shape.Rate/write3.Rate
+	rows = append(rows, point, insert, write3, shape)
 	if o.Service != nil {
 		r := measure(ctx, o, "in-process get by id (no HTTP)", func(ctx context.Context, _ int, _ int64) error {
 			_, err := o.Service.Get(ctx, users.Caller{Actor: "bench"}, pick(), false)
