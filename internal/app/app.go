@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/livecounts"
 	"github.com/usersvc/usersvc/internal/migrate"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
-	"github.com/usersvc/usersvc/internal/users"
 	"github.com/usersvc/usersvc/schema"
 )
 
@@ -196,7 +196,7 @@ func initLiveCount(ctx context.Context, cfg config.Config, out io.Writer) error 
 	if totals > 0 && (days > 0 || live == 0) {
 		return nil
 	}
-	n, err := users.RecountLiveUsers(ctx, db)
+	n, err := livecounts.Recount(ctx, db)
 	if err == nil {
 		fmt.Fprintf(out, "-- counted %d live users into user_time_counts\n", n)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/usersvc/usersvc/internal/users"
+	"github.com/usersvc/usersvc/internal/livecounts"
 )
 
 func TestCursorPagination(t *testing.T) {
@@ -85,7 +85,7 @@ func TestMaintainedCount(t *testing.T) {
 	if got, live := total(), float64(countRows(t, e.db, "SELECT COUNT(*) FROM users WHERE is_deleted = FALSE")); got != live || got != 2 {
 		t.Fatalf("maintained %v, counted %v", got, live)
 	}
-	n, err := users.RecountLiveUsers(context.Background(), e.db)
+	n, err := livecounts.Recount(context.Background(), e.db)
 	if err != nil || n != 2 || total() != 2 {
 		t.Fatalf("recount: %d %v", n, err)
 	}

@@ -3,13 +3,12 @@ package users
 import (
 	"context"
 	"database/sql"
-	mrand "math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/usersvc/usersvc/internal/livecounts"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
@@ -76,8 +75,7 @@ func CreateBulk(ctx context.Context, db *sql.DB, v *vault.Vault, batch []BulkUse
 	sealed := make([]vault.Sealed, 0, 2*len(batch))
 	userArgs := make([]any, 0, len(batch)*bulkUsersArgs)
 	var auditArgs []any
-	// new live users per creation day, hour, minute and second (user_time_counts)
-	counts := map[uint8]map[uint32]int64{UnitTotal: {0: int64(len(batch))}, UnitDay: {}, UnitHour: {}, UnitMinute: {}, UnitSecond: {}}
+	counts := livecounts.NewBatch()
 	byID := make(map[string]*NewUser, len(batch))
 	ids := make([]string, len(batch))
 	actor := nullString(o.Actor)
@@ -85,11 +83,7 @@ func CreateBulk(ctx context.Context, db *sql.DB, v *vault.Vault, batch []BulkUse
 		nu := b.User
 		a, p := v.Seal(vault.KindAadhaar, nu.Aadhaar.Digits()), v.Seal(vault.KindPAN, nu.PAN.Value())
 		sealed = append(sealed, a, p)
-		for unit, m := range counts {
-			if unit != UnitTotal {
-				m[Bucket(b.CreatedAt, unit)]++
-			}
-		}
+		counts.Add(b.CreatedAt)
 		ids[i], byID[b.ID] = b.ID, &batch[i].User
 		version := uuid.NewString()
 		userArgs = append(userArgs, b.ID, nu.Name, nu.Email.Display(), nu.Email.Key(), nu.PrimaryMobile, nullString(nu.SecondaryMobile),
@@ -149,34 +143,6 @@ func CreateBulk(ctx context.Context, db *sql.DB, v *vault.Vault, batch []BulkUse
 		if err := search.WriteBulk(ctx, tx, p); err != nil {
 			return err
 		}
-		return addTimeCounts(ctx, tx, uint8(mrand.IntN(16)), counts)
+		return counts.Write(ctx, tx)
 	})
-}
-
-// addTimeCounts adds a batch's users to user_time_counts, the total included (AddLiveUsersAt of
-// queries/counts.sql as one multi-row statement), in key order so that concurrent batches never
-// deadlock.
-func addTimeCounts(ctx context.Context, tx *sql.Tx, slot uint8, counts map[uint8]map[uint32]int64) error {
-	var args []any
-	n := 0
-	for _, unit := range []uint8{UnitTotal, UnitDay, UnitHour, UnitMinute, UnitSecond} {
-		keys := make([]uint32, 0, len(counts[unit]))
-		for b := range counts[unit] {
-			keys = append(keys, b)
-		}
-		slices.Sort(keys)
-		for _, b := range keys {
-			args = append(args, unit, b, slot, counts[unit][b])
-			n++
-		}
-	}
-	for lo := 0; lo < n; lo += perStatement { // 4 placeholders a row
-		hi := min(lo+perStatement, n)
-		stmt := mysqldb.MultiRow("INSERT INTO user_time_counts (unit, bucket, slot, live) VALUES ", "(?, ?, ?, ?)", hi-lo) +
-			" ON DUPLICATE KEY UPDATE live = live + VALUES(live)"
-		if _, err := tx.ExecContext(ctx, stmt, args[4*lo:4*hi]...); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 
+	"github.com/usersvc/usersvc/internal/livecounts"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 )
@@ -58,7 +59,7 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string, pre Precondit
 		})); err != nil {
 			return err
 		}
-		return countLive(ctx, q, -1, row.CreatedAt)
+		return livecounts.Add(ctx, q, -1, row.CreatedAt)
 	})
 	return out.Version, err
 }
@@ -74,7 +75,7 @@ func (s *Service) Restore(ctx context.Context, c Caller, id string, pre Precondi
 		})); err != nil {
 			return err
 		}
-		return countLive(ctx, q, 1, row.CreatedAt)
+		return livecounts.Add(ctx, q, 1, row.CreatedAt)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/usersvc/usersvc/internal/livecounts"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
@@ -39,7 +40,7 @@ func (s *Service) Create(ctx context.Context, c Caller, nu NewUser) (User, error
 				}
 			}
 		}
-		return countLive(ctx, q, 1, createdAt) // a new user, or a deleted one made live again
+		return livecounts.Add(ctx, q, 1, createdAt) // a new user, or a deleted one made live again
 	})
 }
 

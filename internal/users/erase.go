@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/usersvc/usersvc/internal/livecounts"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
@@ -64,7 +65,7 @@ func (s *Service) Erase(ctx context.Context, c Caller, id, reason string) (Erasu
 			return err
 		}
 		if !row.IsDeleted {
-			if err := countLive(ctx, q, -1, row.CreatedAt); err != nil {
+			if err := livecounts.Add(ctx, q, -1, row.CreatedAt); err != nil {
 				return err
 			}
 		}

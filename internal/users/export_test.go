@@ -3,14 +3,15 @@ package users
 import (
 	"context"
 
+	"github.com/usersvc/usersvc/internal/livecounts"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
 )
 
-// SetWalkWithin sets walkWithin (see listFromDay) and returns how to restore it.
+// SetWalkWithin sets livecounts.WalkWithin and returns how to restore it.
 func SetWalkWithin(n int64) (restore func()) {
-	old := walkWithin
-	walkWithin = n
-	return func() { walkWithin = old }
+	old := livecounts.WalkWithin
+	livecounts.WalkWithin = n
+	return func() { livecounts.WalkWithin = old }
 }
 
 // UsersInOrder is usersInOrder, for tests.

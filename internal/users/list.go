@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/livecounts"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/sqlcgen"
@@ -46,53 +47,18 @@ func (s *Service) List(ctx context.Context, p Page) (PageOf[User], error) {
 	return out, err
 }
 
-// dayWalkFrom is the offset from which a page by number starts from its second
-// (user_time_counts) instead of walking the index from the top: below it the walk is cheaper.
+// dayWalkFrom is the offset from which a page by number is placed by the live counts
+// (livecounts.Locate) instead of walking the index from the top: below it the walk is cheaper.
 const dayWalkFrom = 2000
 
-// dayWindow is how many days one ListTimeCounts reads.
-const dayWindow = 64
-
-// listFromDay finds the second that holds row off of the list (newest first) by summing live
-// counts newest first: days, then that day's hours, that hour's minutes and that minute's seconds.
-// It stops early at a bucket of at most walkWithin users, and then walks the index from the end of
-// the bucket it stopped at. The counts must be exact, as the total is: they change in the
+// listFromDay reads the ids of the page at off through the live counts (livecounts.Locate), in
+// the caller's snapshot: the rows created before the located bucket's end, skipping the newer
+// ones the counts have already placed. The counts are exact, as the total is: they change in the
 // transaction of every change that makes a user live or not, and migrate's recount rebuilds them.
 func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64, size int) ([]string, error) {
-	var before int64 // live users created after the bucket being looked at
-	var day uint32
-	var live int64 // live users in the bucket found
-	found := false
-	oldest := int64(-1) // the oldest counted day, read only when the newest days do not reach off
-	var err error
-	for hi := int64(Bucket(time.Now(), UnitDay)) + 2; ; hi -= dayWindow {
-		lo := max(hi-dayWindow, 0)
-		if day, live, found, err = findBucket(ctx, q, UnitDay, uint32(lo), uint32(hi), off, &before); err != nil {
-			return nil, err
-		}
-		if found || lo == 0 {
-			break
-		}
-		if oldest < 0 {
-			if oldest, err = q.OldestCountedDay(ctx); err != nil {
-				return nil, err
-			}
-		}
-		if lo < oldest {
-			break
-		}
-	}
-	bucket, unit := day, uint8(UnitDay)
-	for _, child := range []uint8{UnitHour, UnitMinute, UnitSecond} {
-		if !found || live <= walkWithin {
-			break // walking this bucket's few users costs less than reading its children's counts
-		}
-		first := bucket * unitsPerParent[child] // the first child bucket of the parent
-		bucket, live, found, err = findBucket(ctx, q, child, first-1, first+unitsPerParent[child]-1, off, &before)
-		if err != nil {
-			return nil, err
-		}
-		unit = child
+	pos, found, err := livecounts.Locate(ctx, q, time.Now(), off)
+	if err != nil {
+		return nil, err
 	}
 	if !found {
 		// The counts say the list is shorter than the maintained total (they cannot disagree
@@ -101,30 +67,9 @@ func (s *Service) listFromDay(ctx context.Context, q *sqlcgen.Queries, off int64
 		return q.ListLiveUserIDs(ctx, sqlcgen.ListLiveUserIDsParams{Limit: int32(size), Offset: int32(off)})
 	}
 	return q.ListLiveUserIDsBefore(ctx, sqlcgen.ListLiveUserIDsBeforeParams{
-		CreatedAt: bucketStart(bucket+1, unit), Limit: int32(size), Offset: int32(off - before),
+		CreatedAt: pos.Before, Limit: int32(size), Offset: int32(pos.Skip),
 	})
 }
-
-// findBucket reads the counts of unit's buckets in (lo, hi], newest first, adding them to *before
-// until the bucket that holds row off, which it returns with its count.
-func findBucket(ctx context.Context, q *sqlcgen.Queries, unit uint8, lo, hi uint32, off int64, before *int64) (uint32, int64, bool, error) {
-	rows, err := q.ListTimeCounts(ctx, sqlcgen.ListTimeCountsParams{Unit: unit, Lo: lo, Hi: hi})
-	if err != nil {
-		return 0, 0, false, err
-	}
-	for _, r := range rows {
-		if *before+r.Live > off {
-			return r.Bucket, r.Live, true, nil
-		}
-		*before += r.Live
-	}
-	return 0, 0, false, nil
-}
-
-// walkWithin is the most live users a bucket may hold for a deep page to walk it instead of
-// reading its children's counts: a walk of that many index entries costs less than a round trip.
-// A variable only so that tests can set it to 0 and make every page descend to seconds.
-var walkWithin int64 = 256
 
 // Cursor is a position in the list order (newest first): the last item a client has seen.
 type Cursor struct {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/livecounts"
 	"github.com/usersvc/usersvc/internal/mysqldb"
 	"github.com/usersvc/usersvc/internal/seed"
 	"github.com/usersvc/usersvc/internal/testdb"
@@ -98,7 +99,7 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Size 10 descends to seconds on every page; size 7 stops at a bucket of at most
-		// walkWithin users (here, a day) and walks it.
+		// livecounts.WalkWithin users (here, a day) and walks it.
 		for _, size := range []int{10, 7} {
 			restore := func() {}
 			if size == 10 {
@@ -132,7 +133,7 @@ func TestDeepPagesFromDayCounts(t *testing.T) {
 	if _, err := db.Exec("DELETE FROM user_time_counts"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := users.RecountLiveUsers(ctx, db); err != nil {
+	if _, err := livecounts.Recount(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	check("recounted")
@@ -205,7 +206,7 @@ func TestLegacyUserCountsAddToTheTotal(t *testing.T) {
 	if got := total(); got != 3 {
 		t.Fatalf("total with a legacy count: %d, want 3", got)
 	}
-	if n, err := users.RecountLiveUsers(ctx, db); err != nil || n != 3 {
+	if n, err := livecounts.Recount(ctx, db); err != nil || n != 3 {
 		t.Fatalf("recount: %d %v", n, err)
 	}
 	var legacy int
