@@ -54,7 +54,7 @@ func Add(ctx context.Context, q *sqlcgen.Queries, delta int64, createdAt time.Ti
 	})
 }
 
-// Batch collects the new live users of a bulk load, to be added in one multi-row statement.
+// Batch collects the new live users of a bulk load, to be added in multi-row statements.
 type Batch map[uint8]map[uint32]int64
 
 // NewBatch returns an empty batch.
